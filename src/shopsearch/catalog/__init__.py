@@ -1,0 +1,1 @@
+"""Catalog: the product schema, file loaders and the embedded store."""

@@ -1,0 +1,75 @@
+"""Every error shopsearch raises on purpose derives from :class:`ShopSearchError`.
+
+::
+
+    ShopSearchError
+    ├── CatalogError            a catalog file cannot be read at all
+    │   └── BadRowError         one row is unusable (carries file and line)
+    ├── IndexNotFoundError      no index at the given directory
+    ├── IndexLockedError        another process is writing the index
+    ├── ModelLoadError          an encoder or model cannot be loaded
+    ├── InvalidQueryError       a query, filter or option is malformed
+    ├── JudgmentsError          an evaluation judgments file is malformed
+    └── MissingDependencyError  an optional extra is not installed
+
+Warnings we emit derive from :class:`ShopSearchWarning`.
+"""
+
+from __future__ import annotations
+
+
+class ShopSearchError(Exception):
+    """Base class of all shopsearch errors."""
+
+
+class CatalogError(ShopSearchError):
+    """A catalog file cannot be read (missing, unknown format, unreadable)."""
+
+
+class BadRowError(CatalogError):
+    """One catalog row is unusable; ``location`` says where (``file:line``)."""
+
+    def __init__(self, message: str, *, source: str = "", line: int | None = None) -> None:
+        self.reason = message
+        self.source = source
+        self.line = line
+        super().__init__(f"{self.location}: {message}" if self.location else message)
+
+    @property
+    def location(self) -> str:
+        if self.line is None:
+            return self.source
+        return f"{self.source}:{self.line}"
+
+
+class IndexNotFoundError(ShopSearchError):
+    """No shopsearch index exists at the given directory."""
+
+
+class IndexLockedError(ShopSearchError):
+    """Another process holds the index's writer lock."""
+
+
+class ModelLoadError(ShopSearchError):
+    """An encoder or model cannot be loaded."""
+
+
+class InvalidQueryError(ShopSearchError):
+    """A query, filter or search option is malformed."""
+
+
+class JudgmentsError(ShopSearchError):
+    """A judgments file is malformed; the message names file and line."""
+
+
+class MissingDependencyError(ShopSearchError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is required for this feature: pip install 'shopsearch[{extra}]'"
+        )
+
+
+class ShopSearchWarning(UserWarning):
+    """Base class of warnings emitted by shopsearch."""
