@@ -1,0 +1,3 @@
+from shopsearch.cli import main
+
+raise SystemExit(main())

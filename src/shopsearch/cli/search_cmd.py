@@ -1,0 +1,120 @@
+"""``shopsearch search`` and ``shopsearch info``."""
+
+from __future__ import annotations
+
+import argparse
+from rich.table import Table
+
+from shopsearch.cli.common import add_index_dir, print_json, stdout
+from shopsearch.index.filters import Filters
+from shopsearch.pipeline import DEFAULT_K, PIPELINES, SearchPipeline, SearchResult
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser(
+        "search",
+        help="search an index",
+        description="Search DIR. Filters: brand=A,B color=A,B 'category=A > B' "
+        "price=LOW..HIGH price<=N price>=N rating>=N.",
+    )
+    add_index_dir(search)
+    search.add_argument("queries", nargs="+", metavar="QUERY")
+    search.add_argument("-k", type=int, default=DEFAULT_K, help="results per query")
+    search.add_argument("--filter", action="append", default=[], metavar="SPEC")
+    search.add_argument("--pipeline", choices=PIPELINES, help="default: the index's best")
+    search.add_argument("--explain", action="store_true", help="per-field score breakdown")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(run=run_search)
+
+    info = subparsers.add_parser("info", help="describe an index directory")
+    add_index_dir(info)
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=run_info)
+
+
+def result_to_dict(result: SearchResult) -> dict:
+    return {
+        "query": result.query,
+        "pipeline": result.pipeline,
+        "took_ms": round(result.took_ms, 2),
+        "candidates": result.candidates,
+        "hits": [
+            {
+                "product_id": h.product_id,
+                "score": h.score,
+                "scores": dict(h.scores),
+                "product": h.product.to_dict() if h.product else None,
+            }
+            for h in result.hits
+        ],
+        "facets": {name: [[v, n] for v, n in values] for name, values in result.facets.items()},
+    }
+
+
+def _print_result(result: SearchResult, explain: bool) -> None:
+    table = Table(
+        title=f"[bold]{result.query}[/]  ({result.pipeline}, {result.took_ms:.1f} ms)",
+        title_justify="left",
+    )
+    for column in ("#", "score", "bm25", "dense", "title", "brand", "price", "rating"):
+        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+    for rank, hit in enumerate(result.hits, start=1):
+        p = hit.product
+        table.add_row(
+            str(rank),
+            f"{hit.score:.4f}",
+            f"{hit.scores['bm25']:.2f}" if "bm25" in hit.scores else "",
+            f"{hit.scores['dense']:.3f}" if "dense" in hit.scores else "",
+            (p.title[:90] if p else hit.product_id),
+            p.brand if p else "",
+            f"${p.price:,.2f}" if p and p.price is not None else "",
+            f"{p.rating:.1f} ({p.rating_count or 0:,})" if p and p.rating is not None else "",
+        )
+        if explain:
+            parts = ", ".join(
+                f"{k}={v:.3f}" for k, v in hit.scores.items() if k.startswith("bm25.") and v
+            )
+            table.add_row("", "", "", "", f"[dim]{parts}[/]", "", "", "")
+    stdout.print(table)
+    facets = "   ".join(
+        f"[bold]{name}[/]: " + ", ".join(f"{v} ({n})" for v, n in values[:5])
+        for name, values in result.facets.items()
+        if values
+    )
+    if facets:
+        stdout.print(facets)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    filters = Filters.parse(args.filter)
+    with SearchPipeline.open(args.index_dir) as pipeline:
+        results = [
+            pipeline.search(q, args.k, filters=filters, pipeline=args.pipeline, explain=args.explain)
+            for q in args.queries
+        ]
+    if args.json:
+        print_json([result_to_dict(r) for r in results] if len(results) > 1 else result_to_dict(results[0]))
+    else:
+        for result in results:
+            _print_result(result, args.explain)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    with SearchPipeline.open(args.index_dir) as pipeline:
+        info = {
+            "directory": str(args.index_dir),
+            "products": len(pipeline),
+            "snapshot": pipeline.snapshot.name,
+            "pipelines": list(pipeline.pipelines),
+            "default_pipeline": pipeline.default_pipeline,
+            "config": pipeline.config.to_dict(),
+            "encoder": {"name": pipeline.encoder.name, "dim": pipeline.encoder.dim},
+        }
+    if args.json:
+        print_json(info)
+    else:
+        for key, value in info.items():
+            stdout.print(f"[bold]{key}[/]: {value}")
+    return 0
+

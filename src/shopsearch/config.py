@@ -1,0 +1,105 @@
+"""Typed configuration of an index, saved beside its artifacts (``config.json``).
+
+Config flows one way: CLI flags or a JSON file build an :class:`IndexConfig`, which is passed
+to constructors and saved with every snapshot so that loading needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from shopsearch.errors import InvalidQueryError
+from shopsearch.index.fusion import DEFAULT_RRF_K, FUSION_METHODS
+from shopsearch.index.lexical import BM25Config
+from shopsearch.index.vector import VectorIndexConfig
+from shopsearch.models.encoders import DEFAULT_ENCODER
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which bi-encoder embeds products and queries."""
+
+    name: str = DEFAULT_ENCODER  # "minilm" or a sentence-transformers model directory
+    max_seq_length: int = 128
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How BM25 and dense results are fused.
+
+    Defaults were chosen on a validation half of the ESCI-US queries
+    (``benchmarks/tune_fusion.py``); see the README's results.
+    """
+
+    method: str = "rrf"  # "rrf" or "weighted"
+    weights: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    rrf_k: int = DEFAULT_RRF_K
+    candidates: int = 100  # rows taken from each retriever before fusion
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise InvalidQueryError(
+                f"fusion method {self.method!r} is not one of {', '.join(FUSION_METHODS)}"
+            )
+        if self.candidates < 1 or self.rrf_k < 1:
+            raise InvalidQueryError("fusion candidates and rrf_k must be positive")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    vector: VectorIndexConfig = field(default_factory=VectorIndexConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "encoder": asdict(self.encoder),
+            "bm25": self.bm25.to_dict(),
+            "vector": self.vector.to_dict(),
+            "fusion": {**asdict(self.fusion), "weights": dict(self.fusion.weights)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
+        return cls(
+            encoder=EncoderConfig(**data.get("encoder", {})),
+            bm25=BM25Config.from_dict(data.get("bm25", {})),
+            vector=VectorIndexConfig.from_dict(data.get("vector", {})),
+            fusion=FusionConfig(**data.get("fusion", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> IndexConfig:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> IndexConfig:
+        """Apply ``section.key=value`` overrides, e.g. ``{"fusion.method": "weighted"}``.
+
+        Values are parsed as JSON when they parse (numbers, objects), else kept as strings.
+        """
+        config = self
+        for dotted, raw in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in {f.name for f in fields(IndexConfig)} or not key:
+                raise InvalidQueryError(f"unknown config key {dotted!r}")
+            current = getattr(config, section)
+            if key not in {f.name for f in fields(current)}:
+                raise InvalidQueryError(f"unknown config key {dotted!r}")
+            try:
+                value: Any = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            config = replace(config, **{section: replace(current, **{key: value})})
+        return config

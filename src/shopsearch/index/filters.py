@@ -1,0 +1,266 @@
+"""Structured filters and facet counts over per-row product attributes.
+
+Filters are parsed from short strings (CLI ``--filter``) or built directly::
+
+    Filters.parse(["brand=UGG,Koolaburra", "category=Clothing > Women", "price=10..50", "rating>=4"])
+
+:class:`FilterColumns` keeps the attributes of every index row in memory so that a filter
+becomes a boolean row mask and facets are counted without touching the database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopsearch.catalog.schema import CATEGORY_SEPARATOR, Product
+from shopsearch.errors import InvalidQueryError
+
+FILTER_FIELDS = ("brand", "category", "color", "price", "rating")
+PRICE_BANDS: tuple[tuple[float, float], ...] = (
+    (0, 10), (10, 25), (25, 50), (50, 100), (100, 200), (200, math.inf),
+)
+RATING_THRESHOLDS = (4.5, 4.0, 3.0)
+DEFAULT_FACET_SIZE = 10
+
+_SPEC = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<op><=|>=|=|<|>)\s*(?P<value>.*?)\s*$", re.I)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _path_key(levels: Iterable[str]) -> str:
+    return CATEGORY_SEPARATOR.join(_norm(level) for level in levels if level.strip())
+
+
+def _number(field: str, text: str) -> float:
+    try:
+        value = float(text.replace("$", "").replace(",", ""))
+    except ValueError:
+        raise InvalidQueryError(f"filter {field}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidQueryError(f"filter {field}: {text!r} is not a finite number")
+    return value
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Conjunction of attribute filters; an empty ``Filters()`` allows everything."""
+
+    brands: tuple[str, ...] = ()
+    colors: tuple[str, ...] = ()
+    category: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    rating_min: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("price_min", "price_max", "rating_min"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise InvalidQueryError(f"filter {name} must be a finite number")
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_min > self.price_max
+        ):
+            raise InvalidQueryError(
+                f"filter price: minimum {self.price_min} is above maximum {self.price_max}"
+            )
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> Filters:
+        """Parse ``field=value`` / ``field>=n`` specs (see the module docstring)."""
+        values: dict[str, Any] = {}
+        for spec in specs:
+            match = _SPEC.match(spec)
+            if not match or not match["value"]:
+                raise InvalidQueryError(
+                    f"bad filter {spec!r}: expected FIELD=VALUE, FIELD>=N or FIELD<=N "
+                    f"with FIELD one of {', '.join(FILTER_FIELDS)}"
+                )
+            field, op, value = match["field"].lower(), match["op"], match["value"]
+            if field in ("brand", "color") and op == "=":
+                key = "brands" if field == "brand" else "colors"
+                values[key] = values.get(key, ()) + tuple(
+                    v.strip() for v in value.split(",") if v.strip()
+                )
+            elif field == "category" and op == "=":
+                values["category"] = value
+            elif field == "price" and op == "=" and ".." in value:
+                low, _, high = value.partition("..")
+                if low.strip():
+                    values["price_min"] = _number(field, low)
+                if high.strip():
+                    values["price_max"] = _number(field, high)
+            elif field == "price" and op in (">=", ">"):
+                values["price_min"] = _number(field, value)
+            elif field == "price" and op in ("<=", "<"):
+                values["price_max"] = _number(field, value)
+            elif field == "rating" and op in (">=", ">", "="):
+                values["rating_min"] = _number(field, value)
+            else:
+                raise InvalidQueryError(
+                    f"bad filter {spec!r}: supported are brand=A,B color=A,B category=A > B "
+                    "price=LOW..HIGH price>=N price<=N rating>=N"
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Filters:
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise InvalidQueryError(f"unknown filter fields: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        for key in ("brands", "colors"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def price_band(price: float) -> str:
+    for low, high in PRICE_BANDS:
+        if low <= price < high:
+            return f"{low:g}+" if math.isinf(high) else f"{low:g}-{high:g}"
+    return "unknown"
+
+
+class FilterColumns:
+    """Filterable attributes of every index row (deleted rows included, masked elsewhere)."""
+
+    def __init__(self) -> None:
+        self.brand: list[str] = []
+        self.color: list[str] = []
+        self.category: list[tuple[str, ...]] = []
+        self.price = np.empty(0, dtype=np.float64)
+        self.rating = np.empty(0, dtype=np.float64)
+        self._brand_key = np.empty(0, dtype=object)
+        self._color_key = np.empty(0, dtype=object)
+        self._path_key = np.empty(0, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.brand)
+
+    def add(self, products: Sequence[Product]) -> None:
+        self._extend(
+            [p.brand for p in products],
+            [p.color for p in products],
+            [list(p.category) for p in products],
+            [math.nan if p.price is None else p.price for p in products],
+            [math.nan if p.rating is None else p.rating for p in products],
+        )
+
+    def _extend(self, brand, color, category, price, rating) -> None:  # type: ignore[no-untyped-def]
+        self.brand += list(brand)
+        self.color += list(color)
+        self.category += [tuple(c) for c in category]
+        self.price = np.concatenate([self.price, np.asarray(price, dtype=np.float64)])
+        self.rating = np.concatenate([self.rating, np.asarray(rating, dtype=np.float64)])
+        self._brand_key = np.array([_norm(b) for b in self.brand], dtype=object)
+        self._color_key = np.array([_norm(c) for c in self.color], dtype=object)
+        self._path_key = np.array([_path_key(c) for c in self.category], dtype=object)
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        """Boolean mask of rows passing ``filters``; None when nothing is filtered."""
+        if filters.is_empty:
+            return None
+        mask = np.ones(len(self), dtype=bool)
+        if filters.brands:
+            mask &= np.isin(self._brand_key, [_norm(b) for b in filters.brands])
+        if filters.colors:
+            mask &= np.isin(self._color_key, [_norm(c) for c in filters.colors])
+        if filters.category:
+            prefix = _path_key(re.split(r"\s*>\s*", filters.category))
+            mask &= np.fromiter(
+                (p == prefix or p.startswith(prefix + CATEGORY_SEPARATOR) for p in self._path_key),
+                dtype=bool,
+                count=len(self),
+            )
+        with np.errstate(invalid="ignore"):
+            if filters.price_min is not None:
+                mask &= self.price >= filters.price_min
+            if filters.price_max is not None:
+                mask &= self.price <= filters.price_max
+            if filters.rating_min is not None:
+                mask &= self.rating >= filters.rating_min
+        return mask
+
+    def facets(
+        self, rows: np.ndarray, filters: Filters | None = None, size: int = DEFAULT_FACET_SIZE
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Value counts over ``rows`` for brand, color, category (one level below the
+        category filter, or the top level), price band and minimum rating."""
+        rows = np.asarray(rows, dtype=np.int64)
+        depth = 0
+        if filters is not None and filters.category:
+            depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
+        brand = Counter(self.brand[r] for r in rows if self.brand[r])
+        color = Counter(self.color[r] for r in rows if self.color[r])
+        category = Counter(
+            self.category[r][depth] for r in rows if len(self.category[r]) > depth
+        )
+        prices = self.price[rows]
+        price = Counter(price_band(p) for p in prices[~np.isnan(prices)])
+        ratings = self.rating[rows]
+        rating = [
+            (f"{t:g}+", int(np.sum(ratings >= t))) for t in RATING_THRESHOLDS
+        ]
+        order = {price_band(low): i for i, (low, _) in enumerate(PRICE_BANDS)}
+        return {
+            "brand": brand.most_common(size),
+            "color": color.most_common(size),
+            "category": category.most_common(size),
+            "price": sorted(price.items(), key=lambda item: order.get(item[0], 99)),
+            "rating": [(label, n) for label, n in rating if n],
+        }
+
+    def compact(self, mapping: np.ndarray) -> None:
+        keep = np.flatnonzero(mapping >= 0)
+        columns = FilterColumns()
+        columns._extend(
+            [self.brand[i] for i in keep],
+            [self.color[i] for i in keep],
+            [self.category[i] for i in keep],
+            self.price[keep],
+            self.rating[keep],
+        )
+        self.__dict__.update(columns.__dict__)
+
+    def save(self, directory: Path) -> None:
+        data = {
+            "brand": self.brand,
+            "color": self.color,
+            "category": [list(c) for c in self.category],
+            "price": [None if math.isnan(p) else p for p in self.price.tolist()],
+            "rating": [None if math.isnan(r) else r for r in self.rating.tolist()],
+        }
+        (directory / "columns.json").write_text(json.dumps(data), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> FilterColumns:
+        data = json.loads((directory / "columns.json").read_text(encoding="utf-8"))
+        columns = cls()
+        columns._extend(
+            data["brand"],
+            data["color"],
+            data["category"],
+            [math.nan if p is None else p for p in data["price"]],
+            [math.nan if r is None else r for r in data["rating"]],
+        )
+        return columns

@@ -1,0 +1,1 @@
+"""Models: text encoders (bi-encoders) for dense retrieval."""

@@ -1,0 +1,342 @@
+"""SearchPipeline: retrieve (BM25, dense, hybrid), filter, fuse, facet, explain.
+
+>>> pipeline = SearchPipeline.open("indexes/esci")                       # doctest: +SKIP
+>>> result = pipeline.search("ugg slippers women", k=5, filters=Filters(rating_min=4))
+>>> [(hit.product_id, hit.scores) for hit in result.hits]               # doctest: +SKIP
+
+Later stages (cross-encoder reranking, personalization) plug in after fusion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shopsearch.catalog.schema import Product
+from shopsearch.catalog.store import CatalogStore
+from shopsearch.config import IndexConfig
+from shopsearch.errors import InvalidQueryError
+from shopsearch.index.directory import IndexDirectory
+from shopsearch.index.filters import Filters
+from shopsearch.index.fusion import reciprocal_rank_fusion, weighted_sum
+from shopsearch.index.snapshot import IndexSnapshot
+from shopsearch.models.encoders import Encoder, load_encoder
+from shopsearch.progress import NULL_PROGRESS, Progress
+
+PIPELINES = ("bm25", "dense", "hybrid")
+DEFAULT_PIPELINE = "hybrid"
+DEFAULT_K = 10
+MAX_K = 1_000
+MAX_QUERY_CHARS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One result: its id, final score, and every component score that produced it."""
+
+    product_id: str
+    score: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+    product: Product | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    pipeline: str
+    hits: list[Hit]
+    facets: dict[str, list[tuple[str, int]]]
+    candidates: int  # rows considered (after filters) before the top k were cut
+    took_ms: float
+
+
+class SearchPipeline:
+    """Search one index directory. Open it once, then call :meth:`search` / :meth:`rank`."""
+
+    def __init__(
+        self,
+        directory: IndexDirectory,
+        store: CatalogStore,
+        snapshot: IndexSnapshot,
+        encoder: Encoder,
+    ) -> None:
+        self.directory = directory
+        self.store = store
+        self.snapshot = snapshot
+        self.encoder = encoder
+
+    @classmethod
+    def open(cls, path: str | Path, *, encoder: Encoder | None = None) -> SearchPipeline:
+        directory = IndexDirectory(path)
+        store = directory.open_store()
+        snapshot = directory.load_snapshot(store)
+        config = snapshot.config.encoder
+        if encoder is None:
+            encoder = load_encoder(
+                config.name, max_seq_length=config.max_seq_length, batch_size=config.batch_size
+            )
+        return cls(directory, store, snapshot, encoder)
+
+    @classmethod
+    def build(
+        cls,
+        products: Sequence[Product],
+        path: str | Path,
+        *,
+        config: IndexConfig | None = None,
+        encoder: Encoder | None = None,
+        progress: Progress = NULL_PROGRESS,
+    ) -> SearchPipeline:
+        """Index ``products`` into ``path`` (replacing its contents atomically) and open it."""
+        config = config or IndexConfig()
+        if encoder is None:
+            with progress.stage("Loading encoder", 1) as advance:
+                encoder = load_encoder(
+                    config.encoder.name,
+                    max_seq_length=config.encoder.max_seq_length,
+                    batch_size=config.encoder.batch_size,
+                )
+                advance(1)
+        directory = IndexDirectory(path)
+        snapshot = directory.build(products, encoder, config, progress)
+        return cls(directory, directory.open_store(), snapshot, encoder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> SearchPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def config(self) -> IndexConfig:
+        return self.snapshot.config
+
+    @property
+    def pipelines(self) -> tuple[str, ...]:
+        return PIPELINES
+
+    @property
+    def default_pipeline(self) -> str:
+        return DEFAULT_PIPELINE
+
+    def __len__(self) -> int:
+        return len(self.snapshot)
+
+    # writes
+    def upsert(self, products: Sequence[Product], progress: Progress = NULL_PROGRESS) -> None:
+        """Add or replace products; searchable when this returns (and durable)."""
+        latest = {p.id: p for p in products}  # the last version of a repeated id wins
+        self._write(list(latest.values()), [], progress)
+
+    def delete(self, product_ids: Sequence[str]) -> int:
+        """Remove products by id; returns how many existed."""
+        known = [pid for pid in dict.fromkeys(product_ids) if pid in self.snapshot.id_to_row]
+        self._write([], known, NULL_PROGRESS)
+        return len(known)
+
+    def _write(self, upserts: list[Product], deletes: list[str], progress: Progress) -> None:
+        try:
+            self.snapshot = self.directory.apply(
+                self.snapshot, upserts, deletes, self.encoder, progress
+            )
+        except BaseException:
+            self.snapshot = self.directory.load_snapshot(self.store)  # drop uncommitted state
+            raise
+
+    # reads
+    def get(self, product_id: str) -> Product | None:
+        return self.store.get(product_id)
+
+    def search(
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        *,
+        filters: Filters | None = None,
+        pipeline: str | None = None,
+        facets: bool = True,
+        products: bool = True,
+        explain: bool = False,
+    ) -> SearchResult:
+        """Top ``k`` products for ``query`` over the whole catalog."""
+        started = time.perf_counter()
+        pipeline = self._check(query, k, pipeline)
+        filters = filters or Filters()
+        snapshot = self.snapshot
+        mask = snapshot.live_mask
+        filter_mask = snapshot.columns.mask(filters)
+        if filter_mask is not None:
+            mask = mask & filter_mask
+        pool = snapshot.config.fusion.candidates
+        runs: dict[str, dict[int, float]] = {}
+        bm25_all: np.ndarray | None = None
+        query_vector: np.ndarray | None = None
+        if pipeline in ("bm25", "hybrid"):
+            bm25_all = snapshot.bm25.scores(query)
+            rows = _top_rows(bm25_all, mask, max(pool, k) if pipeline == "bm25" else pool)
+            runs["bm25"] = dict(zip(rows.tolist(), bm25_all[rows].tolist(), strict=True))
+        if pipeline in ("dense", "hybrid"):
+            query_vector = self.encoder.encode_queries([query])[0]
+            rows, scores = snapshot.vectors.search(
+                query_vector, max(pool, k) if pipeline == "dense" else pool, mask
+            )
+            runs["dense"] = dict(zip(rows.tolist(), scores.tolist(), strict=True))
+        candidates = sorted(set().union(*runs.values()))
+        ranked = self._fuse(pipeline, query, candidates, runs, bm25_all, query_vector)
+        top = ranked[:k]
+        docs = self.store.get_many([h.product_id for h in top]) if products else {}
+        hits = [
+            Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in top
+        ]
+        if explain:
+            hits = self._explain(query, hits)
+        facet_counts = (
+            snapshot.columns.facets(np.asarray(candidates, dtype=np.int64), filters)
+            if facets
+            else {}
+        )
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query, pipeline, hits, facet_counts, len(candidates), took)
+
+    def rank(
+        self, query: str, candidates: Sequence[str], *, pipeline: str | None = None
+    ) -> list[Hit]:
+        """Order the given products for ``query``; unknown ids are left out."""
+        pipeline = self._check(query, 1, pipeline)
+        snapshot = self.snapshot
+        rows = [snapshot.id_to_row[c] for c in candidates if c in snapshot.id_to_row]
+        runs: dict[str, dict[int, float]] = {}
+        row_array = np.asarray(rows, dtype=np.int64)
+        if pipeline in ("bm25", "hybrid"):
+            runs["bm25"] = dict(
+                zip(rows, snapshot.bm25.scores(query, row_array).tolist(), strict=True)
+            )
+        if pipeline in ("dense", "hybrid"):
+            vector = self.encoder.encode_queries([query])[0]
+            runs["dense"] = dict(
+                zip(rows, snapshot.vectors.scores(vector, row_array).tolist(), strict=True)
+            )
+        return self._fuse(pipeline, query, rows, runs, None, None)
+
+    # internals
+    def _check(self, query: str, k: int, pipeline: str | None) -> str:
+        pipeline = pipeline or self.default_pipeline
+        if pipeline not in self.pipelines:
+            raise InvalidQueryError(
+                f"unknown pipeline {pipeline!r}: choose one of {', '.join(self.pipelines)}"
+            )
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidQueryError("the query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidQueryError(
+                f"the query is {len(query):,} characters, limit {MAX_QUERY_CHARS:,}"
+            )
+        if not 1 <= k <= MAX_K:
+            raise InvalidQueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        return pipeline
+
+    def _fuse(
+        self,
+        pipeline: str,
+        query: str,
+        rows: Sequence[int],
+        runs: dict[str, dict[int, float]],
+        bm25_all: np.ndarray | None,
+        query_vector: np.ndarray | None,
+    ) -> list[Hit]:
+        """Fill every component score for every row, fuse, and sort best first."""
+        snapshot = self.snapshot
+        row_array = np.asarray(rows, dtype=np.int64)
+        if pipeline == "hybrid":
+            components: dict[str, dict[int, float]] = {}
+            bm25 = (
+                bm25_all[row_array]
+                if bm25_all is not None
+                else np.asarray([runs["bm25"][r] for r in rows])
+            )
+            dense = (
+                snapshot.vectors.scores(query_vector, row_array)
+                if query_vector is not None
+                else np.asarray([runs["dense"][r] for r in rows])
+            )
+            components["bm25"] = dict(zip(rows, bm25.tolist(), strict=True))
+            components["dense"] = dict(zip(rows, dense.tolist(), strict=True))
+            fusion = snapshot.config.fusion
+            if fusion.method == "rrf":
+                lexical = {r: s for r, s in components["bm25"].items() if s > 0}
+                fused = reciprocal_rank_fusion(
+                    {"bm25": lexical, "dense": components["dense"]}, fusion.weights, fusion.rrf_k
+                )
+            else:
+                fused = weighted_sum(components, fusion.weights)
+            hits = [
+                Hit(
+                    snapshot.row_ids[r],
+                    fused.get(r, 0.0),
+                    {
+                        "bm25": components["bm25"][r],
+                        "dense": components["dense"][r],
+                        "fused": fused.get(r, 0.0),
+                    },
+                )
+                for r in rows
+            ]
+        else:
+            run = runs[pipeline]
+            hits = [
+                Hit(snapshot.row_ids[r], run[r], {pipeline: run[r]}) for r in rows
+            ]
+        order = sorted(
+            range(len(hits)), key=lambda i: (-hits[i].score, rows[i])
+        )
+        return [hits[i] for i in order]
+
+    def _explain(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """Add per-field BM25 contributions (``bm25.title`` ...) to each hit's scores."""
+        rows = np.asarray([self.snapshot.id_to_row[h.product_id] for h in hits], dtype=np.int64)
+        if rows.size == 0:
+            return hits
+        per_field = self.snapshot.bm25.field_scores(query, rows)
+        return [
+            Hit(
+                h.product_id,
+                h.score,
+                {**h.scores, **{f"bm25.{f}": float(v[i]) for f, v in per_field.items()}},
+                h.product,
+            )
+            for i, h in enumerate(hits)
+        ]
+
+
+def _top_rows(scores: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    """Rows with a positive score allowed by ``mask``, best ``k`` first (ties: lower row)."""
+    allowed = np.flatnonzero(mask & (scores > 0))
+    if allowed.size > k:
+        part = np.argpartition(-scores[allowed], k - 1)[:k]
+        allowed = allowed[part]
+    order = np.lexsort((allowed, -scores[allowed]))
+    return allowed[order]
+
+
+class EvaluablePipelineAdapter:
+    """Presents one named pipeline of a :class:`SearchPipeline` to the evaluation harness."""
+
+    def __init__(self, search: SearchPipeline, pipeline: str) -> None:
+        self.search_pipeline = search
+        self.name = pipeline
+
+    def rank(self, query: str, candidates: Sequence[str]) -> list[str]:
+        return [h.product_id for h in self.search_pipeline.rank(query, candidates, pipeline=self.name)]
+
+    def search(self, query: str, k: int) -> list[str]:
+        result = self.search_pipeline.search(
+            query, k, pipeline=self.name, facets=False, products=False
+        )
+        return [h.product_id for h in result.hits]

