@@ -29,10 +29,18 @@ class CatalogError(ShopSearchError):
 class BadRowError(CatalogError):
     """One catalog row is unusable; ``location`` says where (``file:line``)."""
 
-    def __init__(self, message: str, *, source: str = "", line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        line: int | None = None,
+        product_id: str | None = None,
+    ) -> None:
         self.reason = message
         self.source = source
         self.line = line
+        self.product_id = product_id
         super().__init__(f"{self.location}: {message}" if self.location else message)
 
     @property
