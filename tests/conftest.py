@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a mistaken hub lookup fails fast
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DATA = Path(__file__).parent / "data"
-TINY_CATALOG = DATA / "tiny_catalog.jsonl"
-TINY_JUDGMENTS = DATA / "tiny_judgments.jsonl"
+sys.path.insert(0, str(Path(__file__).parent))  # tests_support
+from tests_support import TINY_CATALOG  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from shopsearch.errors import InvalidQueryError
 
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def key_values(pairs: list[str] | None, what: str) -> dict[str, str]:
