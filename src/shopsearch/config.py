@@ -16,18 +16,9 @@ from shopsearch.errors import InvalidQueryError
 from shopsearch.index.fusion import DEFAULT_RRF_K, FUSION_METHODS
 from shopsearch.index.lexical import BM25Config
 from shopsearch.index.vector import VectorIndexConfig
-from shopsearch.models.encoders import DEFAULT_ENCODER
+from shopsearch.models.encoders import EncoderConfig
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Which bi-encoder embeds products and queries."""
-
-    name: str = DEFAULT_ENCODER  # "minilm" or a sentence-transformers model directory
-    max_seq_length: int = 128
-    batch_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -62,7 +53,10 @@ class IndexConfig:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
-            "encoder": asdict(self.encoder),
+            "encoder": {
+                **asdict(self.encoder),
+                "product_fields": list(self.encoder.product_fields),
+            },
             "bm25": self.bm25.to_dict(),
             "vector": self.vector.to_dict(),
             "fusion": {**asdict(self.fusion), "weights": dict(self.fusion.weights)},

@@ -74,11 +74,8 @@ class SearchPipeline:
         directory = IndexDirectory(path)
         store = directory.open_store()
         snapshot = directory.load_snapshot(store)
-        config = snapshot.config.encoder
         if encoder is None:
-            encoder = load_encoder(
-                config.name, max_seq_length=config.max_seq_length, batch_size=config.batch_size
-            )
+            encoder = load_encoder(snapshot.config.encoder)
         return cls(directory, store, snapshot, encoder)
 
     @classmethod
@@ -95,11 +92,7 @@ class SearchPipeline:
         config = config or IndexConfig()
         if encoder is None:
             with progress.stage("Loading encoder", 1) as advance:
-                encoder = load_encoder(
-                    config.encoder.name,
-                    max_seq_length=config.encoder.max_seq_length,
-                    batch_size=config.encoder.batch_size,
-                )
+                encoder = load_encoder(config.encoder)
                 advance(1)
         directory = IndexDirectory(path)
         snapshot = directory.build(products, encoder, config, progress)
@@ -170,10 +163,8 @@ class SearchPipeline:
         pipeline = self._check(query, k, pipeline)
         filters = filters or Filters()
         snapshot = self.snapshot
-        mask = snapshot.live_mask
-        filter_mask = snapshot.columns.mask(filters)
-        if filter_mask is not None:
-            mask = mask & filter_mask
+        filter_mask = snapshot.columns.mask(filters)  # None: no filters
+        mask = snapshot.live_mask if filter_mask is None else snapshot.live_mask & filter_mask
         pool = snapshot.config.fusion.candidates
         runs: dict[str, dict[int, float]] = {}
         bm25_all: np.ndarray | None = None
@@ -184,17 +175,15 @@ class SearchPipeline:
             runs["bm25"] = dict(zip(rows.tolist(), bm25_all[rows].tolist(), strict=True))
         if pipeline in ("dense", "hybrid"):
             query_vector = self.encoder.encode_queries([query])[0]
-            rows, scores = snapshot.vectors.search(
-                query_vector, max(pool, k) if pipeline == "dense" else pool, mask
+            rows, scores = snapshot.vectors.search(  # it skips deleted rows itself
+                query_vector, max(pool, k) if pipeline == "dense" else pool, filter_mask
             )
             runs["dense"] = dict(zip(rows.tolist(), scores.tolist(), strict=True))
         candidates = sorted(set().union(*runs.values()))
         ranked = self._fuse(pipeline, query, candidates, runs, bm25_all, query_vector)
         top = ranked[:k]
         docs = self.store.get_many([h.product_id for h in top]) if products else {}
-        hits = [
-            Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in top
-        ]
+        hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in top]
         if explain:
             hits = self._explain(query, hits)
         facet_counts = (
@@ -290,12 +279,8 @@ class SearchPipeline:
             ]
         else:
             run = runs[pipeline]
-            hits = [
-                Hit(snapshot.row_ids[r], run[r], {pipeline: run[r]}) for r in rows
-            ]
-        order = sorted(
-            range(len(hits)), key=lambda i: (-hits[i].score, rows[i])
-        )
+            hits = [Hit(snapshot.row_ids[r], run[r], {pipeline: run[r]}) for r in rows]
+        order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, rows[i]))
         return [hits[i] for i in order]
 
     def _explain(self, query: str, hits: list[Hit]) -> list[Hit]:
@@ -333,7 +318,9 @@ class EvaluablePipelineAdapter:
         self.name = pipeline
 
     def rank(self, query: str, candidates: Sequence[str]) -> list[str]:
-        return [h.product_id for h in self.search_pipeline.rank(query, candidates, pipeline=self.name)]
+        return [
+            h.product_id for h in self.search_pipeline.rank(query, candidates, pipeline=self.name)
+        ]
 
     def search(self, query: str, k: int) -> list[str]:
         result = self.search_pipeline.search(

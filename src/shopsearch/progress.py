@@ -1,7 +1,8 @@
 """Progress reporting for long work (ingest, encoding, evaluation).
 
-Library code takes a :class:`Progress` and calls ``with progress.stage("Encoding", total) as advance``;
-the CLI passes a :class:`RichProgress` (bars on stderr with an ETA), tests pass nothing.
+Library code takes a :class:`Progress` and calls
+``with progress.stage("Encoding", total) as advance``; the CLI passes a
+:class:`RichProgress` (bars on stderr with an ETA), tests pass nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ Advance = Callable[[int], None]
 
 
 class Progress(Protocol):
-    def stage(self, description: str, total: int | None = None) -> AbstractContextManager[Advance]: ...
+    def stage(
+        self, description: str, total: int | None = None
+    ) -> AbstractContextManager[Advance]: ...
 
 
 class NullProgress:

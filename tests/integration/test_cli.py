@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests_support import TINY_CATALOG, TINY_JUDGMENTS
 
 from shopsearch.cli import main
 from shopsearch.pipeline import SearchPipeline
-from tests_support import TINY_CATALOG, TINY_JUDGMENTS
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,14 @@ def bad_catalog(tmp_path_factory):
     dup_id = json.loads(good[0])["asin"]
     lines = [
         good[0],
-        '{"asin": "BROKEN", "title": "unterminated',                       # 2 malformed JSON
+        '{"asin": "BROKEN", "title": "unterminated',  # 2 malformed JSON
         good[1],
-        json.dumps({"title": "No id at all"}),                             # 4 missing id
+        json.dumps({"title": "No id at all"}),  # 4 missing id
         good[2],
-        json.dumps({"asin": dup_id, "title": "Same id again"}),            # 6 duplicate id
+        json.dumps({"asin": dup_id, "title": "Same id again"}),  # 6 duplicate id
         json.dumps({"asin": "PRICEY", "title": "Bottle", "price": "cheap"}),  # 7 bad price
         good[3],
-        json.dumps({"asin": "HUGE", "title": "x" * 10_000_000}),           # 9 10 MB title
+        json.dumps({"asin": "HUGE", "title": "x" * 10_000_000}),  # 9 10 MB title
         good[4],
         good[5],
     ]
@@ -41,8 +41,13 @@ def test_index_reports_every_bad_row_and_indexes_every_good_one(
     errors = tmp_path / "rejected.jsonl"
     assert main(["index", str(path), "--out", str(tmp_path / "idx"), "--errors", str(errors)]) == 0
     err = capsys.readouterr().err
-    for line, reason in [(2, "malformed JSON"), (4, "'id'"), (6, "duplicate id"),
-                         (7, "price"), (9, "larger than")]:
+    for line, reason in [
+        (2, "malformed JSON"),
+        (4, "'id'"),
+        (6, "duplicate id"),
+        (7, "price"),
+        (9, "larger than"),
+    ]:
         assert f"bad.jsonl:{line}" in err, err
         assert reason in err
     assert "11 rows read, 6 accepted, 5 rejected" in err
@@ -60,8 +65,21 @@ def test_strict_mode_stops_at_the_first_bad_row(bad_catalog, tmp_path, capsys):
 
 
 def test_search_json_and_filters(tiny_index_dir, capsys):
-    assert main(["search", str(tiny_index_dir), "ugg slippers", "-k", "3", "--json",
-                 "--filter", "rating>=4.5"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(tiny_index_dir),
+                "ugg slippers",
+                "-k",
+                "3",
+                "--json",
+                "--filter",
+                "rating>=4.5",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["pipeline"] == "hybrid" and len(result["hits"]) == 3
     for hit in result["hits"]:
@@ -78,9 +96,26 @@ def test_bad_filter_is_a_clear_error(tiny_index_dir, capsys):
 @pytest.mark.parametrize("protocol", ["rerank", "retrieve"])
 def test_eval_json_holds_every_metric_and_a_chart(tiny_index_dir, tmp_path, capsys, protocol):
     plot = tmp_path / "chart.png"
-    assert main(["eval", str(tiny_index_dir), "--judgments", str(TINY_JUDGMENTS),
-                 "--protocol", protocol, "--pipeline", "bm25,dense", "--pipeline", "hybrid",
-                 "--json", "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_index_dir),
+                "--judgments",
+                str(TINY_JUDGMENTS),
+                "--protocol",
+                protocol,
+                "--pipeline",
+                "bm25,dense",
+                "--pipeline",
+                "hybrid",
+                "--json",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     for key in ("queries", "ndcg", "ndcg@10", "mrr@10", "recall@100", "p50_ms", "p95_ms"):
         assert key in data

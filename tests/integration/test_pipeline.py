@@ -96,8 +96,14 @@ def test_chinese_and_mixed_queries_run(pipeline):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"query": ""}, {"query": "   "}, {"query": "x" * 5_000}, {"k": 0}, {"k": 100_000},
-     {"pipeline": "nope"}],
+    [
+        {"query": ""},
+        {"query": "   "},
+        {"query": "x" * 5_000},
+        {"k": 0},
+        {"k": 100_000},
+        {"pipeline": "nope"},
+    ],
 )
 def test_bad_queries_raise_clear_errors(pipeline, kwargs):
     call = {"query": "slippers", **kwargs}

@@ -97,8 +97,12 @@ def run_eval(args: argparse.Namespace) -> int:
     plot = args.plot or args.index_dir / "reports" / f"eval-{args.protocol}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot_comparison(results, plot)
-    extra = {"judgments": str(args.judgments), "index": str(args.index_dir), "split": args.split,
-             "plot": str(plot)}
+    extra = {
+        "judgments": str(args.judgments),
+        "index": str(args.index_dir),
+        "split": args.split,
+        "plot": str(plot),
+    }
     if args.json:
         print_json(to_json(results, extra=extra))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from rich.table import Table
 
 from shopsearch.cli.common import add_index_dir, print_json, stdout
@@ -89,11 +90,15 @@ def run_search(args: argparse.Namespace) -> int:
     filters = Filters.parse(args.filter)
     with SearchPipeline.open(args.index_dir) as pipeline:
         results = [
-            pipeline.search(q, args.k, filters=filters, pipeline=args.pipeline, explain=args.explain)
+            pipeline.search(
+                q, args.k, filters=filters, pipeline=args.pipeline, explain=args.explain
+            )
             for q in args.queries
         ]
     if args.json:
-        print_json([result_to_dict(r) for r in results] if len(results) > 1 else result_to_dict(results[0]))
+        print_json(
+            [result_to_dict(r) for r in results] if len(results) > 1 else result_to_dict(results[0])
+        )
     else:
         for result in results:
             _print_result(result, args.explain)
@@ -117,4 +122,3 @@ def run_info(args: argparse.Namespace) -> int:
         for key, value in info.items():
             stdout.print(f"[bold]{key}[/]: {value}")
     return 0
-

@@ -88,9 +88,7 @@ class IndexDirectory:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _next_snapshot_name(self) -> str:
-        existing = [
-            int(p.name) for p in (self.path / SNAPSHOTS).glob("*") if p.name.isdigit()
-        ]
+        existing = [int(p.name) for p in (self.path / SNAPSHOTS).glob("*") if p.name.isdigit()]
         return f"{max(existing, default=0) + 1:08d}"
 
     def _save_snapshot(self, snapshot: IndexSnapshot) -> str:

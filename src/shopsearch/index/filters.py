@@ -2,7 +2,7 @@
 
 Filters are parsed from short strings (CLI ``--filter``) or built directly::
 
-    Filters.parse(["brand=UGG,Koolaburra", "category=Clothing > Women", "price=10..50", "rating>=4"])
+    Filters.parse(["brand=UGG,Koolaburra", "category=Clothing > Women", "price=10..50"])
 
 :class:`FilterColumns` keeps the attributes of every index row in memory so that a filter
 becomes a boolean row mask and facets are counted without touching the database.
@@ -26,7 +26,12 @@ from shopsearch.errors import InvalidQueryError
 
 FILTER_FIELDS = ("brand", "category", "color", "price", "rating")
 PRICE_BANDS: tuple[tuple[float, float], ...] = (
-    (0, 10), (10, 25), (25, 50), (50, 100), (100, 200), (200, math.inf),
+    (0, 10),
+    (10, 25),
+    (25, 50),
+    (50, 100),
+    (100, 200),
+    (200, math.inf),
 )
 RATING_THRESHOLDS = (4.5, 4.0, 3.0)
 DEFAULT_FACET_SIZE = 10
@@ -212,15 +217,11 @@ class FilterColumns:
             depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
         brand = Counter(self.brand[r] for r in rows if self.brand[r])
         color = Counter(self.color[r] for r in rows if self.color[r])
-        category = Counter(
-            self.category[r][depth] for r in rows if len(self.category[r]) > depth
-        )
+        category = Counter(self.category[r][depth] for r in rows if len(self.category[r]) > depth)
         prices = self.price[rows]
         price = Counter(price_band(p) for p in prices[~np.isnan(prices)])
         ratings = self.rating[rows]
-        rating = [
-            (f"{t:g}+", int(np.sum(ratings >= t))) for t in RATING_THRESHOLDS
-        ]
+        rating = [(f"{t:g}+", int(np.sum(ratings >= t))) for t in RATING_THRESHOLDS]
         order = {price_band(low): i for i, (low, _) in enumerate(PRICE_BANDS)}
         return {
             "brand": brand.most_common(size),

@@ -55,9 +55,7 @@ class IndexSnapshot:
         self.columns = columns
         self.row_ids = row_ids
         self.name: str | None = None  # the directory's name for it, once saved or loaded
-        self.id_to_row = {
-            pid: row for row, pid in enumerate(row_ids) if bm25.live_mask[row]
-        }
+        self.id_to_row = {pid: row for row, pid in enumerate(row_ids) if bm25.live_mask[row]}
 
     @property
     def live_mask(self) -> np.ndarray:
@@ -88,8 +86,9 @@ class IndexSnapshot:
         stale += [self.id_to_row[i] for i in deletes if i in self.id_to_row]
         if upserts:
             with progress.stage("Encoding products", len(upserts)) as advance:
+                fields = self.config.encoder.product_fields
                 embeddings = encoder.encode_products(
-                    [product_text(p) for p in upserts], progress=advance
+                    [product_text(p, fields) for p in upserts], progress=advance
                 )
             with progress.stage("Lexical index", len(upserts)) as advance:
                 rows = self.bm25.add([lexical_fields(p) for p in upserts])
@@ -118,7 +117,8 @@ class IndexSnapshot:
         if not np.array_equal(mapping, vector_mapping):  # pragma: no cover - invariant
             raise RuntimeError("lexical and vector compaction diverged")
         self.columns.compact(mapping)
-        self.row_ids = [pid for pid, new in zip(self.row_ids, mapping.tolist()) if new >= 0]
+        kept = zip(self.row_ids, mapping.tolist(), strict=True)
+        self.row_ids = [pid for pid, new in kept if new >= 0]
         self.id_to_row = {pid: row for row, pid in enumerate(self.row_ids)}
 
     def save(self, directory: Path) -> None:

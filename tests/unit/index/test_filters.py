@@ -13,16 +13,45 @@ from shopsearch.index.filters import FilterColumns, Filters
 @pytest.fixture()
 def columns():
     products = [
-        Product("a", "Slipper", brand="UGG", color="Black", price=80.0, rating=4.7,
-                category=("Clothing", "Women", "Shoes")),
-        Product("b", "Slipper", brand="ugg", color="Brown", price=120.0, rating=4.2,
-                category=("Clothing", "Women", "Slippers")),
-        Product("c", "Bottle", brand="Contigo", color="Blue", price=12.5, rating=3.9,
-                category=("Kitchen", "Bottles")),
-        Product("d", "Bottle", brand="Thermos", color="", price=None, rating=None,
-                category=("Kitchen",)),
-        Product("e", "Towel", brand="", color="Black", price=5.0, rating=4.5,
-                category=("Clothing", "Womens")),
+        Product(
+            "a",
+            "Slipper",
+            brand="UGG",
+            color="Black",
+            price=80.0,
+            rating=4.7,
+            category=("Clothing", "Women", "Shoes"),
+        ),
+        Product(
+            "b",
+            "Slipper",
+            brand="ugg",
+            color="Brown",
+            price=120.0,
+            rating=4.2,
+            category=("Clothing", "Women", "Slippers"),
+        ),
+        Product(
+            "c",
+            "Bottle",
+            brand="Contigo",
+            color="Blue",
+            price=12.5,
+            rating=3.9,
+            category=("Kitchen", "Bottles"),
+        ),
+        Product(
+            "d", "Bottle", brand="Thermos", color="", price=None, rating=None, category=("Kitchen",)
+        ),
+        Product(
+            "e",
+            "Towel",
+            brand="",
+            color="Black",
+            price=5.0,
+            rating=4.5,
+            category=("Clothing", "Womens"),
+        ),
     ]
     cols = FilterColumns()
     cols.add(products[:2])
@@ -36,8 +65,13 @@ def rows(mask):
 
 def test_parse_every_spec_form():
     f = Filters.parse(
-        ["brand=UGG,Koolaburra", "color=black", "category=Clothing > Women",
-         "price=10..50", "rating>=4"]
+        [
+            "brand=UGG,Koolaburra",
+            "color=black",
+            "category=Clothing > Women",
+            "price=10..50",
+            "rating>=4",
+        ]
     )
     assert f == Filters(("UGG", "Koolaburra"), ("black",), "Clothing > Women", 10.0, 50.0, 4.0)
     assert Filters.parse(["price<=20"]).price_max == 20.0

@@ -51,9 +51,7 @@ def test_min_max_constant_and_empty():
 
 runs_strategy = st.dictionaries(
     st.sampled_from(["bm25", "dense", "other"]),
-    st.dictionaries(
-        st.integers(0, 40), st.floats(-5, 5, allow_nan=False), min_size=1, max_size=12
-    ),
+    st.dictionaries(st.integers(0, 40), st.floats(-5, 5, allow_nan=False), min_size=1, max_size=12),
     min_size=1,
 )
 

@@ -1,0 +1,285 @@
+"""ONNX export of a sentence-transformers bi-encoder, int8 quantization, and an ONNX Runtime
+encoder that needs neither torch nor transformers at run time.
+
+Measured on the bundled ESCI-US sample (2-core CPU, titles): PyTorch fp32 encodes about
+120 products/s; int8 ONNX (per-channel dynamic quantization, see :class:`OnnxEncoder`) about
+250/s, with cosine 0.99 to fp32 and the same dense nDCG@10 on the validation queries.
+
+The export uses ``torch.onnx.export(..., dynamo=True)``: with transformers 5 the legacy
+exporter produces silently wrong models. Every export is checked against PyTorch before use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from shopsearch.errors import MissingDependencyError, ModelLoadError
+
+ONNX_FORMAT = 1
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "export.json"
+PARITY_TEXTS = (
+    "ugg slippers women",
+    "toddler water bottle without straw",
+    "Stainless Steel Insulated Water Bottle, 32 oz, Leak Proof Lid, Black",
+    "tan strappy heels for women size 8",
+    "保温杯 儿童 不含吸管",
+    "Kitchen towels, 100% cotton, set of 6 | Utopia | Grey | Home & Kitchen > Kitchen & Dining",
+)
+MIN_PARITY_COSINE = {"fp32": 0.9999, "int8": 0.97}
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "shopsearch" / "encoders"
+
+
+def export_fingerprint(model_dir: Path, precision: str) -> str:
+    """Identifies an export: the model's files (names, sizes, mtimes) and the precision."""
+    h = hashlib.sha256(f"{ONNX_FORMAT}:{precision}:{model_dir.resolve()}".encode())
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            h.update(f"{path.relative_to(model_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _pooling_mode(model_dir: Path) -> str:
+    config = model_dir / "1_Pooling" / "config.json"
+    if not config.is_file():
+        return "mean"
+    data = json.loads(config.read_text())
+    if data.get("pooling_mode_cls_token"):
+        return "cls"
+    if data.get("pooling_mode_mean_tokens", True):
+        return "mean"
+    raise ModelLoadError(f"{config}: only mean or CLS pooling can be exported to ONNX")
+
+
+def export_encoder(
+    model_dir: Path, out_dir: Path, *, precision: str = "int8", max_length: int = 128
+) -> Path:
+    """Export ``model_dir`` (a sentence-transformers model) to ``out_dir`` and check parity.
+
+    The exported graph takes ``input_ids`` and ``attention_mask`` and returns L2-normalised
+    sentence embeddings (the model's pooling, then normalisation).
+    """
+    if precision not in MIN_PARITY_COSINE:
+        raise ModelLoadError(f"precision must be one of {', '.join(MIN_PARITY_COSINE)}")
+    try:
+        import onnxruntime  # noqa: F401
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "onnxruntime", "onnx") from exc
+
+    with _quiet():
+        return _export(model_dir, out_dir, precision, max_length, torch, AutoModel, AutoTokenizer)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's and quantizer's chatter (progress bars, advice, deprecations)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    loggers = [logging.getLogger(), logging.getLogger("torch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _export(model_dir, out_dir, precision, max_length, torch, AutoModel, AutoTokenizer):  # noqa: ANN001, N803
+    pooling = _pooling_mode(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            tokens = self.inner(input_ids=input_ids, attention_mask=attention_mask)[0]
+            if pooling == "cls":
+                pooled = tokens[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+                pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    wrapped = Pooled(model).eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    example = tokenizer(["a first example", "x"], return_tensors="pt", padding=True)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    fp32_path = out_dir / ("model-fp32.onnx" if precision == "int8" else MODEL_FILE)
+    torch.onnx.export(
+        wrapped,
+        (example["input_ids"], example["attention_mask"]),
+        str(fp32_path),
+        dynamo=True,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["sentence_embedding"],
+        dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+        verbose=False,
+        external_data=False,
+    )
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(
+            str(fp32_path),
+            str(out_dir / MODEL_FILE),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+        fp32_path.unlink()
+    shutil.copy(model_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+    meta = {
+        "format": ONNX_FORMAT,
+        "source": str(model_dir),
+        "precision": precision,
+        "pooling": pooling,
+        "max_length": max_length,
+        "dim": int(model.config.hidden_size),
+    }
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    with torch.inference_mode():
+        batch_inputs = tokenizer(
+            list(PARITY_TEXTS),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+        )
+        reference = wrapped(batch_inputs["input_ids"], batch_inputs["attention_mask"]).numpy()
+    exported = OnnxEncoder(out_dir, name="parity-check").encode_products(list(PARITY_TEXTS))
+    cosine = float((reference * exported).sum(axis=1).min())
+    meta["parity_min_cosine"] = cosine
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+    if cosine < MIN_PARITY_COSINE[precision]:
+        raise ModelLoadError(
+            f"ONNX export of {model_dir} disagrees with PyTorch: min cosine {cosine:.4f} < "
+            f"{MIN_PARITY_COSINE[precision]}"
+        )
+    return out_dir
+
+
+def cached_export(
+    model_dir: Path, *, precision: str = "int8", cache_dir: Path | None = None
+) -> Path:
+    """The export of ``model_dir`` in the cache, made once (under a lock) if missing."""
+    cache_dir = cache_dir or default_cache_dir()
+    target = cache_dir / f"{model_dir.name}-{precision}-{export_fingerprint(model_dir, precision)}"
+    if (target / META_FILE).is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting the same model
+        if not (target / META_FILE).is_file():
+            tmp = cache_dir / f"tmp-{uuid.uuid4().hex}"
+            try:
+                export_encoder(model_dir, tmp, precision=precision)
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class OnnxEncoder:
+    """A bi-encoder exported by :func:`export_encoder`, run with ONNX Runtime.
+
+    Each text runs alone through a single-threaded session, and products are spread over a
+    pool of ``workers`` threads (ONNX Runtime releases the GIL). Alone, because dynamic int8
+    quantization scales activations per call: in a batch, a product's vector would depend on
+    its neighbours and on padding (cosine ~0.98 to itself). One text per call makes every
+    vector a function of its text only, and measured faster here: 2 threads x 1 text ran at
+    ~250 titles/s against ~130/s for batches of 16 on 2 intra-op threads.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str,
+        max_seq_length: int | None = None,
+        workers: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise MissingDependencyError(exc.name or "onnxruntime", "onnx") from exc
+        meta_path = model_dir / META_FILE
+        if not meta_path.is_file():
+            raise ModelLoadError(f"{model_dir} holds no ONNX encoder export ({META_FILE})")
+        meta = json.loads(meta_path.read_text())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        self._tokenizer.enable_truncation(max_seq_length or meta["max_length"])
+        self._tokenizer.no_padding()
+        self.name = name
+        self.dim = int(meta["dim"])
+        self.precision = meta["precision"]
+        self.workers = workers or os.cpu_count() or 1
+        self.encode_queries(["warm up the encoder"])
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        encoding = self._tokenizer.encode(text)
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        mask = np.asarray([encoding.attention_mask], dtype=np.int64)
+        (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._encode_one(text)
+        return out
+
+    def encode_products(
+        self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Encode on ``workers`` threads, reporting progress every 64 products."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        chunk = 64
+
+        def encode_chunk(start: int) -> int:
+            for i in range(start, min(start + chunk, len(texts))):
+                out[i] = self._encode_one(texts[i])
+            return min(chunk, len(texts) - start)
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done in pool.map(encode_chunk, range(0, len(texts), chunk)):
+                if progress is not None:
+                    progress(done)
+        return out
