@@ -49,8 +49,8 @@ class EncoderConfig:
     """Which bi-encoder embeds products and queries, and how.
 
     ``product_fields`` defaults to the title alone: on the ESCI-US validation queries it
-    retrieved as well as title | brand | color | category path (nDCG@10 0.538 both) at
-    1.75x the encoding speed (``benchmarks/product_text.py``).
+    retrieved best (dense nDCG@10 0.534, against 0.518 with brand and color and 0.529 with
+    the category path too) and encodes fastest (``benchmarks/product_text.py``).
     """
 
     name: str = DEFAULT_ENCODER  # "minilm" or a sentence-transformers model directory
