@@ -1,0 +1,1 @@
+"""Fine-tuning: training data from judgments and the catalog, typed configs, trainers."""
