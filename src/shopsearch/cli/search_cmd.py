@@ -58,7 +58,10 @@ def _print_result(result: SearchResult, explain: bool) -> None:
         title_justify="left",
     )
     for column in ("#", "score", "bm25", "dense", "title", "brand", "price", "rating"):
-        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+        if column == "title":
+            table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=70)
+        else:
+            table.add_column(column, no_wrap=True)
     for rank, hit in enumerate(result.hits, start=1):
         p = hit.product
         table.add_row(
