@@ -44,11 +44,24 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class RerankerConfig:
+    """The optional cross-encoder stage: the top ``k`` hybrid results are re-scored."""
+
+    path: str = ""  # a `shopsearch train` cross-encoder run directory; "" = no rerank stage
+    k: int = 50
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise InvalidQueryError("reranker.k must be positive")
+
+
+@dataclass(frozen=True)
 class IndexConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
     vector: VectorIndexConfig = field(default_factory=VectorIndexConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    reranker: RerankerConfig = field(default_factory=RerankerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +73,7 @@ class IndexConfig:
             "bm25": self.bm25.to_dict(),
             "vector": self.vector.to_dict(),
             "fusion": {**asdict(self.fusion), "weights": dict(self.fusion.weights)},
+            "reranker": asdict(self.reranker),
         }
 
     @classmethod
@@ -69,6 +83,7 @@ class IndexConfig:
             bm25=BM25Config.from_dict(data.get("bm25", {})),
             vector=VectorIndexConfig.from_dict(data.get("vector", {})),
             fusion=FusionConfig(**data.get("fusion", {})),
+            reranker=RerankerConfig(**data.get("reranker", {})),
         )
 
     def save(self, path: Path) -> None:

@@ -24,11 +24,11 @@ from shopsearch.index.directory import IndexDirectory
 from shopsearch.index.filters import Filters
 from shopsearch.index.fusion import reciprocal_rank_fusion, weighted_sum
 from shopsearch.index.snapshot import IndexSnapshot
-from shopsearch.models.encoders import Encoder, load_encoder
+from shopsearch.models.encoders import Encoder, load_encoder, product_text
 from shopsearch.progress import NULL_PROGRESS, Progress
 
-PIPELINES = ("bm25", "dense", "hybrid")
-DEFAULT_PIPELINE = "hybrid"
+PIPELINES = ("bm25", "dense", "hybrid", "rerank")
+RETRIEVAL_PIPELINES = ("bm25", "dense", "hybrid")
 DEFAULT_K = 10
 MAX_K = 1_000
 MAX_QUERY_CHARS = 1_000
@@ -68,6 +68,7 @@ class SearchPipeline:
         self.store = store
         self.snapshot = snapshot
         self.encoder = encoder
+        self._reranker: tuple[object, tuple[str, ...]] | None = None  # loaded on first use
 
     @classmethod
     def open(cls, path: str | Path, *, encoder: Encoder | None = None) -> SearchPipeline:
@@ -113,11 +114,15 @@ class SearchPipeline:
 
     @property
     def pipelines(self) -> tuple[str, ...]:
-        return PIPELINES
+        """The pipelines this index can run: "rerank" needs a configured cross-encoder."""
+        if self.config.reranker.path:
+            return PIPELINES
+        return RETRIEVAL_PIPELINES
 
     @property
     def default_pipeline(self) -> str:
-        return DEFAULT_PIPELINE
+        """The best available: the rerank stage when configured, else hybrid retrieval."""
+        return "rerank" if self.config.reranker.path else "hybrid"
 
     def __len__(self) -> int:
         return len(self.snapshot)
@@ -161,6 +166,8 @@ class SearchPipeline:
         """Top ``k`` products for ``query`` over the whole catalog."""
         started = time.perf_counter()
         pipeline = self._check(query, k, pipeline)
+        if pipeline == "rerank":
+            return self._search_reranked(query, k, filters, facets, products, explain, started)
         filters = filters or Filters()
         snapshot = self.snapshot
         filter_mask = snapshot.columns.mask(filters)  # None: no filters
@@ -199,6 +206,9 @@ class SearchPipeline:
     ) -> list[Hit]:
         """Order the given products for ``query``; unknown ids are left out."""
         pipeline = self._check(query, 1, pipeline)
+        if pipeline == "rerank":
+            hits = self.rank(query, candidates, pipeline="hybrid")
+            return self._rerank(query, hits, {})
         snapshot = self.snapshot
         rows = [snapshot.id_to_row[c] for c in candidates if c in snapshot.id_to_row]
         runs: dict[str, dict[int, float]] = {}
@@ -213,6 +223,55 @@ class SearchPipeline:
                 zip(rows, snapshot.vectors.scores(vector, row_array).tolist(), strict=True)
             )
         return self._fuse(pipeline, query, rows, runs, None, None)
+
+    # the cross-encoder stage
+    def _search_reranked(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None,
+        facets: bool,
+        products: bool,
+        explain: bool,
+        started: float,
+    ) -> SearchResult:
+        depth = max(k, self.config.reranker.k)
+        first = self.search(
+            query, depth, filters=filters, pipeline="hybrid", facets=facets, explain=explain
+        )
+        docs = {h.product_id: h.product for h in first.hits if h.product is not None}
+        head = self._rerank(query, first.hits[: self.config.reranker.k], docs)
+        hits = (head + first.hits[len(head) :])[:k]
+        if not products:
+            hits = [Hit(h.product_id, h.score, h.scores) for h in hits]
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query, "rerank", hits, first.facets, first.candidates, took)
+
+    def _rerank(self, query: str, hits: list[Hit], docs: Mapping[str, Product]) -> list[Hit]:
+        """Re-score ``hits`` with the cross-encoder (expected ESCI gain), best first."""
+        if not hits:
+            return []
+        reranker, fields = self._load_reranker()
+        missing = [h.product_id for h in hits if h.product_id not in docs]
+        docs = {**docs, **self.store.get_many(missing)} if missing else docs
+        texts = [product_text(docs[h.product_id], fields) for h in hits]
+        scores = reranker.rank_scores(query, texts)  # type: ignore[attr-defined]
+        rescored = [
+            Hit(h.product_id, float(s), {**h.scores, "rerank": float(s)}, docs.get(h.product_id))
+            for h, s in zip(hits, scores.tolist(), strict=True)
+        ]
+        order = sorted(
+            range(len(rescored)),
+            key=lambda i: (-rescored[i].score, -hits[i].score),  # ties: the first stage's order
+        )
+        return [rescored[i] for i in order]
+
+    def _load_reranker(self) -> tuple[object, tuple[str, ...]]:
+        if self._reranker is None:
+            from shopsearch.models.cross_encoder import load_run_reranker
+
+            self._reranker = load_run_reranker(Path(self.config.reranker.path))
+        return self._reranker
 
     # internals
     def _check(self, query: str, k: int, pipeline: str | None) -> str:

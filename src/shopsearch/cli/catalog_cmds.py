@@ -34,10 +34,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override a config value, e.g. --set fusion.method=weighted (repeatable)",
     )
-    index.add_argument(
-        "--encoder", help="bi-encoder: 'minilm' (default) or a sentence-transformers model dir"
-    )
+    _add_model_options(index)
     index.set_defaults(run=run_index)
+
+    refresh = subparsers.add_parser(
+        "refresh",
+        help="rebuild an index from its own catalog with new models or settings",
+        description="Re-index the products stored in DIR (no catalog file needed), e.g. with a "
+        "fine-tuned encoder or a reranker; the swap is atomic like any write.",
+    )
+    add_index_dir(refresh)
+    _add_model_options(refresh)
+    refresh.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    refresh.set_defaults(run=run_refresh)
 
     upsert = subparsers.add_parser(
         "upsert", help="add or replace products from a catalog file, incrementally"
@@ -52,6 +61,32 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument("ids", nargs="*", metavar="ID")
     delete.add_argument("--ids-file", type=Path, help="a file with one product id per line")
     delete.set_defaults(run=run_delete)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoder",
+        metavar="MODEL",
+        help="bi-encoder: 'minilm' (default), a sentence-transformers model dir, or a "
+        "`shopsearch train` bi-encoder run (its best/)",
+    )
+    parser.add_argument(
+        "--reranker", metavar="RUN_DIR", help="a `shopsearch train` cross-encoder run"
+    )
+
+
+def _model_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = key_values(args.set, "--set")
+    if args.encoder:
+        encoder = Path(args.encoder)
+        if (encoder / "best").is_dir():
+            encoder = encoder / "best"
+        overrides["encoder.name"] = json.dumps(str(encoder) if encoder.exists() else args.encoder)
+    if args.reranker:
+        if not Path(args.reranker).is_dir():
+            raise CatalogError(f"--reranker {args.reranker}: no such run directory")
+        overrides["reranker.path"] = json.dumps(str(Path(args.reranker).resolve()))
+    return overrides
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -113,10 +148,7 @@ def _load(args: argparse.Namespace) -> LoadReport:
 def run_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = IndexConfig.load(args.config) if args.config else IndexConfig()
-    overrides = key_values(args.set, "--set")
-    if args.encoder:
-        overrides["encoder.name"] = json.dumps(args.encoder)
-    config = config.with_overrides(overrides)
+    config = config.with_overrides(_model_overrides(args))
     report = _load(args)
     pipeline = SearchPipeline.build(
         report.products, args.out, config=config, progress=RichProgress()
@@ -125,6 +157,22 @@ def run_index(args: argparse.Namespace) -> int:
     stdout.print(
         f"Indexed {len(pipeline):,} products into {args.out} in {seconds:.1f} s "
         f"({len(report.problems):,} rows rejected)"
+    )
+    pipeline.close()
+    return 0
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    with SearchPipeline.open(args.index_dir) as current:
+        config = current.config.with_overrides(_model_overrides(args))
+        products = list(current.store.iter_products())
+    pipeline = SearchPipeline.build(
+        products, args.index_dir, config=config, progress=RichProgress()
+    )
+    stdout.print(
+        f"Refreshed {args.index_dir}: {len(pipeline):,} products re-indexed in "
+        f"{time.perf_counter() - started:.1f} s; pipelines: {', '.join(pipeline.pipelines)}"
     )
     pipeline.close()
     return 0

@@ -470,3 +470,31 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEFAULT_RERANK_FIELDS = ("title", "brand", "color", "category")
+
+
+def load_run_reranker(
+    path: Path, device: str | None = None
+) -> tuple[CrossEncoderReranker, tuple[str, ...]]:
+    """Load a `shopsearch train` cross-encoder run (its ``best/``) or a saved reranker dir.
+
+    Returns the reranker and the product fields it was trained on (from the run's
+    ``config.json``), so that search builds the same product text.
+    """
+    from shopsearch.errors import ModelLoadError
+
+    path = Path(path)
+    model_dir = path / "best" if (path / "best" / _CONFIG_FILE).is_file() else path
+    if not (model_dir / _CONFIG_FILE).is_file():
+        raise ModelLoadError(
+            f"{path} is not a cross-encoder run: no {_CONFIG_FILE} in it or in {path / 'best'}"
+        )
+    fields = DEFAULT_RERANK_FIELDS
+    for candidate in (model_dir / "config.json", model_dir.parent / "config.json"):
+        if candidate.is_file():
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            fields = tuple(data.get("data", {}).get("product_fields", fields))
+            break
+    return CrossEncoderReranker.load(model_dir, device=device), fields

@@ -1,0 +1,78 @@
+"""The cross-encoder rerank stage over hybrid retrieval (heads untrained: wiring, not quality)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from tests_support import TINY_JUDGMENTS
+
+from shopsearch.cli import main
+from shopsearch.models.cross_encoder import CrossEncoderReranker, load_run_reranker
+from shopsearch.models.encoders import product_text, resolve_encoder_path
+from shopsearch.pipeline import SearchPipeline
+
+
+@pytest.fixture(scope="module")
+def reranker_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    model = CrossEncoderReranker.from_pretrained(
+        resolve_encoder_path("minilm"), 3, ("other", "Shoes", "Kitchen"), max_length=64
+    )
+    model.save(run / "best")
+    return run
+
+
+@pytest.fixture(scope="module")
+def reranked(tmp_path_factory, tiny_index_dir, reranker_run, encoder):
+    path = tmp_path_factory.mktemp("reranked") / "index"
+    shutil.copytree(tiny_index_dir, path)
+    assert (
+        main(["refresh", str(path), "--reranker", str(reranker_run), "--set", "reranker.k=8"]) == 0
+    )
+    with SearchPipeline.open(path, encoder=encoder) as pipeline:
+        yield pipeline
+
+
+def test_refresh_enables_the_rerank_pipeline_as_default(reranked):
+    assert reranked.pipelines == ("bm25", "dense", "hybrid", "rerank")
+    assert reranked.default_pipeline == "rerank"
+    assert len(reranked) == 50
+
+
+def test_rerank_reorders_the_hybrid_head_by_cross_encoder_score(reranked, reranker_run):
+    hybrid = reranked.search("ugg slippers women", k=8, pipeline="hybrid")
+    result = reranked.search("ugg slippers women", k=10)
+    assert result.pipeline == "rerank" and len(result.hits) == 10
+    head, tail = result.hits[:8], result.hits[8:]
+    assert {h.product_id for h in head} == {h.product_id for h in hybrid.hits}
+    assert [h.score for h in head] == sorted((h.score for h in head), reverse=True)
+    model, fields = load_run_reranker(reranker_run)
+    expected = model.rank_scores(
+        "ugg slippers women", [product_text(h.product, fields) for h in head]
+    )
+    np.testing.assert_allclose([h.scores["rerank"] for h in head], expected, rtol=1e-5)
+    assert all({"bm25", "dense", "fused", "rerank"} <= set(h.scores) for h in head)
+    assert all("rerank" not in h.scores for h in tail)  # beyond reranker.k: first-stage order
+
+
+def test_rank_and_eval_accept_the_rerank_pipeline(reranked, capsys):
+    ids = [h.product_id for h in reranked.search("tool wrap", k=6, pipeline="bm25").hits]
+    ranked = reranked.rank("tool wrap", ids, pipeline="rerank")
+    assert sorted(h.product_id for h in ranked) == sorted(ids)
+    assert (
+        main(
+            [
+                "eval",
+                str(reranked.directory.path),
+                "--judgments",
+                str(TINY_JUDGMENTS),
+                "--protocol",
+                "rerank",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert '"pipeline": "rerank"' in capsys.readouterr().out
