@@ -67,6 +67,62 @@ def _negatives_search(
     return bm25_search, "in-memory BM25 (pass --index DIR to use another pipeline)"
 
 
+def _write_cross_encoder_report(args, config, data, products, judgments, result) -> None:  # noqa: ANN001
+    """Zero-shot (untrained heads) vs fine-tuned on the test queries, plus retrieval baselines."""
+    from shopsearch.models.cross_encoder import CrossEncoderReranker
+    from shopsearch.models.encoders import product_text
+    from shopsearch.training.reports import evaluate_reranker, write_run_report
+    from shopsearch.training.trainer import base_model_dir
+
+    test_queries = set(data.split.test)
+    test_ids = {e.product_id for e in data.test}
+    fields = tuple(f for f in config.data.product_fields if f != "category") or ("title",)
+    by_id = {p.id: p for p in products if p.id in test_ids and p.category}
+    category_inputs = {
+        "query_categories": {q: c for q, c in data.query_categories.items() if q in test_queries},
+        "product_categories": {pid: data.vocab.encode(p.category) for pid, p in by_id.items()},
+        "product_texts_for_category": {pid: product_text(p, fields) for pid, p in by_id.items()},
+    }
+    base = base_model_dir(config.base_model)
+    if (base / "reranker.json").is_file():  # warm start from a run: its backbone
+        base = base / "model"
+    untrained = CrossEncoderReranker.from_pretrained(
+        base,
+        num_categories=len(data.vocab.labels),
+        category_labels=tuple(data.vocab.labels),
+        config=config.model,
+        max_length=config.data.max_length,
+        seed=config.seed,
+    )
+    before = evaluate_reranker(
+        untrained, data.test, name="zero-shot (untrained heads)", **category_inputs
+    )
+    after = evaluate_reranker(result.reranker, data.test, name="fine-tuned", **category_inputs)
+    extra: dict = {"seconds": result.seconds}
+    if args.index is not None:
+        from shopsearch.evaluation.protocols import compare
+        from shopsearch.pipeline import EvaluablePipelineAdapter, SearchPipeline
+
+        with SearchPipeline.open(args.index) as search:
+            results = compare(
+                [EvaluablePipelineAdapter(search, n) for n in ("bm25", "dense", "hybrid")],
+                [j for j in judgments if j.query in test_queries],
+                protocol="rerank",
+                catalog_ids=set(search.snapshot.id_to_row),
+            )
+        extra["baselines_rerank_ndcg_test"] = {r.pipeline: r.summary()["ndcg"] for r in results}
+    write_run_report(args.out, history=result.history, before=before, after=after, extra=extra)
+    stderr.print(
+        f"test queries: rerank nDCG {before.rerank_ndcg:.4f} -> {after.rerank_ndcg:.4f}, "
+        f"ESCI micro-F1 {before.esci_micro_f1:.4f} -> {after.esci_micro_f1:.4f}"
+        + "".join(
+            f", {name} {value:.4f}"
+            for name, value in extra.get("baselines_rerank_ndcg_test", {}).items()
+        )
+        + f"; report: {args.out / 'report.md'}"
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     from shopsearch.training.config import TrainConfig
     from shopsearch.training.data import load_sources, prepare
@@ -91,6 +147,8 @@ def run_train(args: argparse.Namespace) -> int:
         from shopsearch.training.bi_encoder import train_bi_encoder
 
         result = train_bi_encoder(config, data, args.out, progress=progress)
+    if config.task == "cross-encoder":
+        _write_cross_encoder_report(args, config, data, products, judgments, result)
     stdout.print(
         f"Trained a {config.task} in {time.perf_counter() - started:.0f} s: best "
         f"{config.train.early_stopping_metric} {result.best_metric:.4f}; "

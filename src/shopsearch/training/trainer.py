@@ -122,7 +122,7 @@ def _autocast(device: torch.device, mode: str) -> contextlib.AbstractContextMana
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _resolve_base_model(spec: str | Path) -> Path:
+def base_model_dir(spec: str | Path) -> Path:
     """ "minilm", a transformers model directory, or a run directory (its ``best`` or ``model``)."""
     from shopsearch.models.encoders import resolve_encoder_path
 
@@ -647,7 +647,7 @@ def train_cross_encoder(
 
     _seed_everything(config.seed)
     device = _resolve_device(loop.device)
-    base = _resolve_base_model(model_dir or config.base_model)
+    base = base_model_dir(model_dir or config.base_model)
     reranker = _build_reranker(config, tuple(data.vocab.labels), base, device)
     model = reranker.model
     if config.lora.enabled:
