@@ -29,7 +29,7 @@ from rich.table import Table
 from shopsearch.datasets import esci_us_judgments, esci_us_products
 from shopsearch.evaluation.judgments import load_judgments
 from shopsearch.index.filters import Filters
-from shopsearch.pipeline import PIPELINES, SearchPipeline
+from shopsearch.pipeline import RETRIEVAL_PIPELINES, SearchPipeline
 
 
 def time_index(out: Path) -> float:
@@ -114,7 +114,9 @@ def main() -> None:
             f"[bold]shopsearch index[/] (6,764 products, end to end): {index_seconds:.1f} s"
         )
         with SearchPipeline.open(index_dir) as pipeline:
-            rows = [time_searches(pipeline, queries, name, args.rounds) for name in PIPELINES]
+            rows = [
+                time_searches(pipeline, queries, name, args.rounds) for name in RETRIEVAL_PIPELINES
+            ]
             rows.append(
                 time_searches(
                     pipeline,

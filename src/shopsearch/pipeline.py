@@ -276,6 +276,11 @@ class SearchPipeline:
     # internals
     def _check(self, query: str, k: int, pipeline: str | None) -> str:
         pipeline = pipeline or self.default_pipeline
+        if pipeline == "rerank" and pipeline not in self.pipelines:
+            raise InvalidQueryError(
+                "the rerank pipeline needs a cross-encoder: shopsearch refresh DIR "
+                "--reranker RUN_DIR (a `shopsearch train` run)"
+            )
         if pipeline not in self.pipelines:
             raise InvalidQueryError(
                 f"unknown pipeline {pipeline!r}: choose one of {', '.join(self.pipelines)}"

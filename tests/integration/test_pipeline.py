@@ -10,7 +10,8 @@ import pytest
 from shopsearch.catalog.schema import Product
 from shopsearch.errors import IndexNotFoundError, InvalidQueryError
 from shopsearch.index.filters import Filters
-from shopsearch.pipeline import PIPELINES, SearchPipeline
+from shopsearch.pipeline import RETRIEVAL_PIPELINES as PIPELINES
+from shopsearch.pipeline import SearchPipeline
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,7 @@ def test_chinese_and_mixed_queries_run(pipeline):
         {"k": 0},
         {"k": 100_000},
         {"pipeline": "nope"},
+        {"pipeline": "rerank"},  # no cross-encoder configured
     ],
 )
 def test_bad_queries_raise_clear_errors(pipeline, kwargs):
