@@ -49,10 +49,15 @@ class RerankerConfig:
 
     path: str = ""  # a `shopsearch train` cross-encoder run directory; "" = no rerank stage
     k: int = 50
+    # "onnx-int8": exported once into RUN_DIR/onnx-int8 (2.2x faster than PyTorch here,
+    # score correlation 0.999, benchmarks/bench_reranker_onnx.py); "torch": the PyTorch model.
+    backend: str = "onnx-int8"
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise InvalidQueryError("reranker.k must be positive")
+        if self.backend not in ("onnx-int8", "torch"):
+            raise InvalidQueryError("reranker.backend must be 'onnx-int8' or 'torch'")
 
 
 @dataclass(frozen=True)

@@ -266,11 +266,21 @@ class SearchPipeline:
         )
         return [rescored[i] for i in order]
 
+    def prepare_reranker(self) -> None:
+        """Load the cross-encoder now (for int8 ONNX, exported once into its run dir)."""
+        self._load_reranker()
+
     def _load_reranker(self) -> tuple[object, tuple[str, ...]]:
         if self._reranker is None:
-            from shopsearch.models.cross_encoder import load_run_reranker
+            path = Path(self.config.reranker.path)
+            if self.config.reranker.backend == "onnx-int8":
+                from shopsearch.models.onnx_reranker import load_run_onnx_reranker
 
-            self._reranker = load_run_reranker(Path(self.config.reranker.path))
+                self._reranker = load_run_onnx_reranker(path)
+            else:
+                from shopsearch.models.cross_encoder import load_run_reranker
+
+                self._reranker = load_run_reranker(path)
         return self._reranker
 
     # internals

@@ -29,7 +29,19 @@ def reranked(tmp_path_factory, tiny_index_dir, reranker_run, encoder):
     path = tmp_path_factory.mktemp("reranked") / "index"
     shutil.copytree(tiny_index_dir, path)
     assert (
-        main(["refresh", str(path), "--reranker", str(reranker_run), "--set", "reranker.k=8"]) == 0
+        main(
+            [
+                "refresh",
+                str(path),
+                "--reranker",
+                str(reranker_run),
+                "--set",
+                "reranker.k=8",
+                "--set",
+                "reranker.backend=torch",
+            ]
+        )
+        == 0
     )
     with SearchPipeline.open(path, encoder=encoder) as pipeline:
         yield pipeline
@@ -76,3 +88,18 @@ def test_rank_and_eval_accept_the_rerank_pipeline(reranked, capsys):
         == 0
     )
     assert '"pipeline": "rerank"' in capsys.readouterr().out
+
+
+def test_the_onnx_int8_backend_agrees_with_pytorch(reranked, reranker_run, encoder, tmp_path):
+    """The default backend: exported once into RUN_DIR/onnx-int8 when the index is refreshed."""
+    path = tmp_path / "index"
+    shutil.copytree(reranked.directory.path, path)
+    assert main(["refresh", str(path), "--set", "reranker.backend=onnx-int8"]) == 0
+    assert (reranker_run / "onnx-int8" / "export.json").is_file()
+    with SearchPipeline.open(path, encoder=encoder) as onnx:
+        a = onnx.search("ugg slippers women", k=8)
+        b = reranked.search("ugg slippers women", k=8)
+    by_id = {h.product_id: h.scores["rerank"] for h in b.hits}
+    pairs = [(h.scores["rerank"], by_id[h.product_id]) for h in a.hits if h.product_id in by_id]
+    assert len(pairs) >= 6
+    assert np.corrcoef(np.asarray(pairs).T)[0, 1] > 0.95

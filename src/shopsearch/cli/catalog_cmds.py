@@ -153,6 +153,7 @@ def run_index(args: argparse.Namespace) -> int:
     pipeline = SearchPipeline.build(
         report.products, args.out, config=config, progress=RichProgress()
     )
+    _prepare_reranker(pipeline)
     seconds = time.perf_counter() - started
     stdout.print(
         f"Indexed {len(pipeline):,} products into {args.out} in {seconds:.1f} s "
@@ -160,6 +161,14 @@ def run_index(args: argparse.Namespace) -> int:
     )
     pipeline.close()
     return 0
+
+
+def _prepare_reranker(pipeline: SearchPipeline) -> None:
+    """Load the reranker now (exporting it to ONNX once) rather than at the first search."""
+    if pipeline.config.reranker.path:
+        with RichProgress().stage("Loading the reranker", 1) as advance:
+            pipeline.prepare_reranker()
+            advance(1)
 
 
 def run_refresh(args: argparse.Namespace) -> int:
@@ -170,6 +179,7 @@ def run_refresh(args: argparse.Namespace) -> int:
     pipeline = SearchPipeline.build(
         products, args.index_dir, config=config, progress=RichProgress()
     )
+    _prepare_reranker(pipeline)
     stdout.print(
         f"Refreshed {args.index_dir}: {len(pipeline):,} products re-indexed in "
         f"{time.perf_counter() - started:.1f} s; pipelines: {', '.join(pipeline.pipelines)}"

@@ -250,3 +250,30 @@ class OnnxReranker:
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+ONNX_RUN_SUBDIR = "onnx-int8"
+
+
+def load_run_onnx_reranker(run_dir: Path) -> tuple[OnnxReranker, tuple[str, ...]]:
+    """The int8 ONNX form of a cross-encoder run, exported into ``RUN_DIR/onnx-int8`` once.
+
+    Returns the reranker and the product fields the run was trained on.
+    """
+    import os
+    import shutil
+    import uuid
+
+    from shopsearch.models.cross_encoder import load_run_reranker
+
+    run_dir = Path(run_dir)
+    target = run_dir / ONNX_RUN_SUBDIR
+    torch_reranker, fields = load_run_reranker(run_dir)  # also validates the run
+    if not (target / "export.json").is_file():
+        tmp = run_dir / f".{ONNX_RUN_SUBDIR}-{uuid.uuid4().hex}"
+        try:
+            export_reranker(torch_reranker, tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return OnnxReranker(target), fields
