@@ -21,9 +21,10 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,29 +134,13 @@ def _export(model_dir, out_dir, precision, max_length, torch, AutoModel, AutoTok
     wrapped = Pooled(model).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     example = tokenizer(["a first example", "x"], return_tensors="pt", padding=True)
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-    fp32_path = out_dir / ("model-fp32.onnx" if precision == "int8" else MODEL_FILE)
-    torch.onnx.export(
+    export_module(
         wrapped,
-        (example["input_ids"], example["attention_mask"]),
-        str(fp32_path),
-        dynamo=True,
-        input_names=["input_ids", "attention_mask"],
-        output_names=["sentence_embedding"],
-        dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        verbose=False,
-        external_data=False,
+        {"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]},
+        "sentence_embedding",
+        out_dir / MODEL_FILE,
+        precision=precision,
     )
-    if precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(
-            str(fp32_path),
-            str(out_dir / MODEL_FILE),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-        )
-        fp32_path.unlink()
     shutil.copy(model_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     meta = {
         "format": ONNX_FORMAT,
@@ -186,6 +171,40 @@ def _export(model_dir, out_dir, precision, max_length, torch, AutoModel, AutoTok
             f"{MIN_PARITY_COSINE[precision]}"
         )
     return out_dir
+
+
+def export_module(
+    module: Any,
+    example_inputs: Mapping[str, Any],
+    output_name: str,
+    path: Path,
+    *,
+    precision: str,
+) -> Path:
+    """``torch.onnx.export(dynamo=True)`` with dynamic batch and sequence axes on every input,
+    then, for ``precision="int8"``, per-channel dynamic quantization of the weights."""
+    import torch
+
+    names = list(example_inputs)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    fp32_path = path.with_name(f"{path.stem}-fp32.onnx") if precision == "int8" else path
+    torch.onnx.export(
+        module,
+        tuple(example_inputs[n] for n in names),
+        str(fp32_path),
+        dynamo=True,
+        input_names=names,
+        output_names=[output_name],
+        dynamic_shapes={n: {0: batch, 1: seq} for n in names},
+        verbose=False,
+        external_data=False,
+    )
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, per_channel=True)
+        fp32_path.unlink()
+    return path
 
 
 def cached_export(

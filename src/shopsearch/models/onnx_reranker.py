@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from shopsearch.errors import MissingDependencyError, ModelLoadError
-from shopsearch.models.onnx import MODEL_FILE, TOKENIZER_FILE, _quiet
+from shopsearch.models.onnx import MODEL_FILE, TOKENIZER_FILE, _quiet, export_module
 
 __all__ = ["META_FILE", "MIN_PARITY_PEARSON", "OnnxReranker", "export_reranker"]
 
@@ -103,29 +103,13 @@ def _export(reranker: Any, out_dir: Path, precision: str, torch: Any) -> None:
         if "token_type_ids" not in example:
             example["token_type_ids"] = torch.zeros_like(example["input_ids"])
         names = ["input_ids", "attention_mask", "token_type_ids"]
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-        fp32_path = out_dir / ("model-fp32.onnx" if precision == "int8" else MODEL_FILE)
-        torch.onnx.export(
+        export_module(
             wrapped,
-            tuple(example[n] for n in names),
-            str(fp32_path),
-            dynamo=True,
-            input_names=names,
-            output_names=["relevance_logits"],
-            dynamic_shapes={n: {0: batch, 1: seq} for n in names},
-            verbose=False,
-            external_data=False,
+            {n: example[n] for n in names},
+            "relevance_logits",
+            out_dir / MODEL_FILE,
+            precision=precision,
         )
-        if precision == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(
-                str(fp32_path),
-                str(out_dir / MODEL_FILE),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
-            fp32_path.unlink()
         _save_tokenizer(tokenizer, out_dir)
         meta: dict[str, Any] = {
             "format": ONNX_FORMAT,

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import tests_support
 import torch
 
 from shopsearch.errors import InvalidQueryError
@@ -36,26 +37,8 @@ def build_tiny_sentence_transformer(path: Path) -> Path:
     """A randomly initialised 2-layer, 32-d BERT with mean pooling, saved as an ST directory."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizer
 
-    raw = path / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    vocab = raw / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab=str(vocab))  # transformers 5 ignores vocab_file=
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    BertModel(config).save_pretrained(str(raw))
-    tokenizer.save_pretrained(str(raw))
+    raw = tests_support.build_tiny_bert(path / "raw", list(WORDS), layers=2, dropout=0.0)
     transformer = Transformer(str(raw), max_seq_length=32)
     model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
     model.save(str(path / "st"), create_model_card=False)

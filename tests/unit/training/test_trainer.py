@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import tests_support
 import torch
 from safetensors.torch import load_file
 
@@ -37,25 +38,7 @@ LABELS = tuple(ITEMS)
 
 
 def build_tiny_bert(path: Path, layers: int = 4) -> Path:
-    """A randomly initialised 4-layer, 32-d BERT with a word-level vocabulary, saved to path."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab=str(vocab))  # fast; transformers 5 ignores vocab_file=
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return path
+    return tests_support.build_tiny_bert(path, list(WORDS), layers=layers)
 
 
 def _pairs(queries: list[str]) -> list[PairExample]:
