@@ -277,6 +277,20 @@ def _readline(f: IO[bytes], size: int, source: str) -> bytes:
         raise CatalogError(f"cannot read catalog {source}: {exc}") from exc
 
 
+def _numbered_lines(
+    f: IO[bytes], limits: LoadLimits, source: str
+) -> Iterator[tuple[int, bytes, int]]:
+    """``(1-based physical line number, bytes, oversize)`` per line, BOM stripped from line 1;
+    ``oversize`` is the size of a line that was too big (its bytes are then empty)."""
+    lineno = 0
+    while True:
+        raw, oversize = _read_bounded_line(f, limits, source)
+        if not raw and not oversize:
+            return
+        lineno += 1
+        yield lineno, (raw.removeprefix(_BOM) if lineno == 1 else raw), oversize
+
+
 def _read_bounded_line(f: IO[bytes], limits: LoadLimits, source: str) -> tuple[bytes, int]:
     """Read one physical line; if it is too long, skip the rest and return its size.
 
@@ -321,17 +335,10 @@ def _iter_jsonl(
     path: Path, source: str, gz: bool, field_map: _FieldMap, limits: LoadLimits
 ) -> Iterator[tuple[int, Product | BadRowError]]:
     with _open_binary(path, gz) as f:
-        lineno = 0
-        while True:
-            raw, oversize = _read_bounded_line(f, limits, source)
-            if not raw and not oversize:
-                return
-            lineno += 1
+        for lineno, raw, oversize in _numbered_lines(f, limits, source):
             if oversize:
                 yield lineno, BadRowError(_too_big(oversize, limits), source=source, line=lineno)
                 continue
-            if lineno == 1:
-                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
             try:
@@ -416,18 +423,11 @@ def _csv_lines(
     An over-long or undecodable line is replaced by an empty line and its problem is put in
     ``pending``, so that line numbering stays physical and reading goes on.
     """
-    lineno = 0
-    while True:
-        raw, oversize = _read_bounded_line(f, limits, source)
-        if not raw and not oversize:
-            return
-        lineno += 1
+    for lineno, raw, oversize in _numbered_lines(f, limits, source):
         if oversize:
             pending.append((lineno, _too_big(oversize, limits)))
             yield "\n"
             continue
-        if lineno == 1:
-            raw = raw.removeprefix(_BOM)
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
