@@ -48,11 +48,14 @@ from shopsearch.progress import NULL_PROGRESS, Progress
 from shopsearch.training.config import OptimConfig, TrainConfig
 from shopsearch.training.data import IRRELEVANT, PairExample
 from shopsearch.training.trainer import (
+    BEST_DIR,
     _autocast,
     _build_scheduler,
     _improved,
+    _LoopState,
     _resolve_device,
     _seed_everything,
+    _stopping_value,
     _write_json,
     apply_freeze,
     apply_lora,
@@ -76,7 +79,6 @@ __all__ = [
 #: Evaluates a saved model directory: ``{"val_...": value}``.
 Evaluate = Callable[[Path], Mapping[str, float]]
 
-BEST_DIR = "best"
 _CANDIDATE_DIR = "candidate"  # the model under evaluation when an ``evaluate`` callback runs
 #: sentence-transformers' MultipleNegativesRankingLoss default: cosine * 20 (temperature 0.05).
 DEFAULT_SCALE = 20.0
@@ -421,17 +423,6 @@ class BiEncoderResult:
     model: SentenceTransformer | None = field(default=None, repr=False)
 
 
-@dataclass
-class _State:
-    step: int = 0
-    best_metric: float | None = None
-    best_step: int = 0
-    bad_evals: int = 0
-    stopped_early: bool = False
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _epoch_means(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     by_epoch: dict[int, list[float]] = {}
     for record in steps:
@@ -439,7 +430,7 @@ def _epoch_means(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"epoch": e, "loss": float(np.mean(v))} for e, v in sorted(by_epoch.items())]
 
 
-def _history(state: _State, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _history(state: _LoopState, extra: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **extra,
         "best_metric": state.best_metric,
@@ -510,7 +501,7 @@ def train_bi_encoder(
     def autocast() -> contextlib.AbstractContextManager[Any]:
         return _autocast(device, loop.bf16)
 
-    state = _State()
+    state = _LoopState()
     mode = loop.early_stopping_mode
     extra = {
         "task": "bi-encoder",
@@ -538,13 +529,11 @@ def train_bi_encoder(
         if evaluate is not None:
             _save(model, candidate, saved_length)
             metrics.update({k: float(v) for k, v in evaluate(candidate).items()})
-        value = metrics.get(loop.early_stopping_metric)
-        if value is None:
+        try:
+            value = _stopping_value(metrics, loop.early_stopping_metric)
+        except InvalidQueryError:
             shutil.rmtree(candidate, ignore_errors=True)
-            raise InvalidQueryError(
-                f"early stopping metric {loop.early_stopping_metric!r} was not computed "
-                f"(validation gave: {', '.join(sorted(metrics)) or 'nothing'})"
-            )
+            raise
         state.evals.append({"step": state.step, "epoch": epoch, **metrics})
         if _improved(value, state.best_metric, mode):
             state.best_metric, state.best_step, state.bad_evals = value, state.step, 0

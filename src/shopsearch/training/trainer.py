@@ -497,6 +497,16 @@ def _validate(
     return {k: v for k, v in metrics.items() if v is not None}
 
 
+def _stopping_value(metrics: Mapping[str, float], name: str) -> float:
+    """The early-stopping metric among this evaluation's ``metrics``; an error names the rest."""
+    if name not in metrics:
+        raise InvalidQueryError(
+            f"early stopping metric {name!r} was not computed "
+            f"(validation gave: {', '.join(sorted(metrics)) or 'nothing'})"
+        )
+    return metrics[name]
+
+
 def _improved(value: float, best: float | None, mode: str) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
@@ -685,12 +695,7 @@ def train_cross_encoder(
         )
         if evaluate is not None:
             metrics.update({k: float(v) for k, v in evaluate(reranker).items()})
-        value = metrics.get(loop.early_stopping_metric)
-        if value is None:
-            raise InvalidQueryError(
-                f"early stopping metric {loop.early_stopping_metric!r} was not computed "
-                f"(validation gave: {', '.join(sorted(metrics)) or 'nothing'})"
-            )
+        value = _stopping_value(metrics, loop.early_stopping_metric)
         state.evals.append({"step": state.step, "epoch": epoch, **metrics})
         if _improved(value, state.best_metric, mode):
             state.best_metric, state.best_step, state.bad_evals = value, state.step, 0
