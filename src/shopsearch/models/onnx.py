@@ -228,6 +228,17 @@ def cached_export(
     return target
 
 
+def single_thread_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session on one thread: callers parallelise across texts instead."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder:
     """A bi-encoder exported by :func:`export_encoder`, run with ONNX Runtime.
 
@@ -248,7 +259,7 @@ class OnnxEncoder:
         workers: int | None = None,
     ) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 - fail early with the extra to install
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise MissingDependencyError(exc.name or "onnxruntime", "onnx") from exc
@@ -256,13 +267,7 @@ class OnnxEncoder:
         if not meta_path.is_file():
             raise ModelLoadError(f"{model_dir} holds no ONNX encoder export ({META_FILE})")
         meta = json.loads(meta_path.read_text())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = single_thread_session(model_dir / MODEL_FILE)
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._tokenizer.enable_truncation(max_seq_length or meta["max_length"])
         self._tokenizer.no_padding()

@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from shopsearch.errors import MissingDependencyError, ModelLoadError
-from shopsearch.models.onnx import MODEL_FILE, TOKENIZER_FILE, _quiet, export_module
+from shopsearch.models.onnx import (
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    _quiet,
+    export_module,
+    single_thread_session,
+)
 
 __all__ = ["META_FILE", "MIN_PARITY_PEARSON", "OnnxReranker", "export_reranker"]
 
@@ -173,7 +179,7 @@ class OnnxReranker:
 
     def __init__(self, model_dir: str | Path, *, workers: int | None = None) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 - fail early with the extra to install
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise MissingDependencyError(exc.name or "onnxruntime", "onnx") from exc
@@ -182,14 +188,8 @@ class OnnxReranker:
         if not meta_path.is_file() or not (model_dir / MODEL_FILE).is_file():
             raise ModelLoadError(f"{model_dir} holds no ONNX reranker export ({META_FILE})")
         meta = json.loads(meta_path.read_text())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(
-                str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = single_thread_session(model_dir / MODEL_FILE)
             self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except Exception as exc:  # noqa: BLE001 - any load failure is a ModelLoadError
             raise ModelLoadError(f"cannot load the ONNX reranker in {model_dir}: {exc}") from exc
