@@ -172,14 +172,23 @@ class FilterColumns:
         )
 
     def _extend(self, brand, color, category, price, rating) -> None:  # type: ignore[no-untyped-def]
-        self.brand += list(brand)
-        self.color += list(color)
-        self.category += [tuple(c) for c in category]
+        """Append rows; only the new rows' filter keys are normalised."""
+        brand, color = list(brand), list(color)
+        category = [tuple(c) for c in category]
+        self.brand += brand
+        self.color += color
+        self.category += category
         self.price = np.concatenate([self.price, np.asarray(price, dtype=np.float64)])
         self.rating = np.concatenate([self.rating, np.asarray(rating, dtype=np.float64)])
-        self._brand_key = np.array([_norm(b) for b in self.brand], dtype=object)
-        self._color_key = np.array([_norm(c) for c in self.color], dtype=object)
-        self._path_key = np.array([_path_key(c) for c in self.category], dtype=object)
+
+        def keys(values: list[str]) -> np.ndarray:
+            out = np.empty(len(values), dtype=object)
+            out[:] = values  # an object array of strings, never a 2-D array
+            return out
+
+        self._brand_key = np.concatenate([self._brand_key, keys([_norm(b) for b in brand])])
+        self._color_key = np.concatenate([self._color_key, keys([_norm(c) for c in color])])
+        self._path_key = np.concatenate([self._path_key, keys([_path_key(c) for c in category])])
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         """Boolean mask of rows passing ``filters``; None when nothing is filtered."""
