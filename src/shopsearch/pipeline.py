@@ -255,7 +255,10 @@ class SearchPipeline:
         missing = [h.product_id for h in hits if h.product_id not in docs]
         docs = {**docs, **self.store.get_many(missing)} if missing else docs
         texts = [product_text(docs[h.product_id], fields) for h in hits]
-        scores = reranker.rank_scores(query, texts)  # type: ignore[attr-defined]
+        priors = None
+        if getattr(reranker, "prior_weight", 0.0) and "dense" in self.pipelines:
+            priors = self.dense_scores(query, [h.product_id for h in hits])
+        scores = reranker.rank_scores(query, texts, priors)  # type: ignore[attr-defined]
         rescored = [
             Hit(h.product_id, float(s), {**h.scores, "rerank": float(s)}, docs.get(h.product_id))
             for h, s in zip(hits, scores.tolist(), strict=True)
@@ -265,6 +268,21 @@ class SearchPipeline:
             key=lambda i: (-rescored[i].score, -hits[i].score),  # ties: the first stage's order
         )
         return [rescored[i] for i in order]
+
+    def dense_scores(self, query: str, product_ids: Sequence[str]) -> np.ndarray:
+        """The dense (zero-shot encoder) similarity of ``query`` to each indexed product.
+
+        Raises :class:`InvalidQueryError` for an id that is not in the index.
+        """
+        snapshot = self.snapshot
+        unknown = [p for p in product_ids if p not in snapshot.id_to_row]
+        if unknown:
+            raise InvalidQueryError(f"{len(unknown)} products are not indexed: {unknown[:5]}")
+        rows = np.asarray([snapshot.id_to_row[p] for p in product_ids], dtype=np.int64)
+        if rows.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        vector = self.encoder.encode_queries([query])[0]
+        return np.asarray(snapshot.vectors.scores(vector, rows), dtype=np.float32)
 
     def prepare_reranker(self) -> None:
         """Load the cross-encoder now (for int8 ONNX, exported once into its run dir)."""

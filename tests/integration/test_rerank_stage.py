@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -9,8 +10,10 @@ import pytest
 from tests_support import TINY_JUDGMENTS
 
 from shopsearch.cli import main
+from shopsearch.errors import InvalidQueryError
 from shopsearch.models.cross_encoder import CrossEncoderReranker, load_run_reranker
 from shopsearch.models.encoders import product_text, resolve_encoder_path
+from shopsearch.models.scoring import standardize
 from shopsearch.pipeline import SearchPipeline
 
 
@@ -103,3 +106,37 @@ def test_the_onnx_int8_backend_agrees_with_pytorch(reranked, reranker_run, encod
     pairs = [(h.scores["rerank"], by_id[h.product_id]) for h in a.hits if h.product_id in by_id]
     assert len(pairs) >= 6
     assert np.corrcoef(np.asarray(pairs).T)[0, 1] > 0.95
+
+
+def test_dense_scores_are_the_dense_components_of_rank(reranked):
+    ids = [h.product_id for h in reranked.search("ugg slippers women", k=6).hits]
+    dense = reranked.dense_scores("ugg slippers women", ids)
+    by_rank = {
+        h.product_id: h.scores["dense"]
+        for h in reranked.rank("ugg slippers women", ids, pipeline="dense")
+    }
+    np.testing.assert_allclose(dense, [by_rank[i] for i in ids], rtol=1e-5)
+    with pytest.raises(InvalidQueryError, match="not indexed"):
+        reranked.dense_scores("ugg", ["no-such-product"])
+
+
+def test_a_reranker_with_a_prior_adds_the_weighted_dense_z_scores(
+    tmp_path, reranked, reranker_run, encoder
+):
+    run = tmp_path / "run"
+    shutil.copytree(reranker_run, run)
+    config = json.loads((run / "best" / "reranker.json").read_text())
+    (run / "best" / "reranker.json").write_text(json.dumps({**config, "prior_weight": 0.5}))
+    path = tmp_path / "index"
+    shutil.copytree(reranked.directory.path, path)
+    refresh = ["refresh", str(path), "--reranker", str(run), "--set", "reranker.backend=torch"]
+    assert main(refresh) == 0
+    query = "ugg slippers women"
+    with SearchPipeline.open(path, encoder=encoder) as pipeline:
+        head = pipeline.search(query, k=8).hits
+        ids = [h.product_id for h in head]
+        model, fields = load_run_reranker(run)
+        plain = model.rank_scores(query, [product_text(h.product, fields) for h in head])
+        dense = pipeline.dense_scores(query, ids)
+    expected = plain + 0.5 * standardize(dense)
+    np.testing.assert_allclose([h.scores["rerank"] for h in head], expected, rtol=1e-4, atol=1e-5)

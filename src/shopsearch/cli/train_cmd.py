@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from shopsearch.catalog.schema import Product
 from shopsearch.cli.common import key_values, stderr, stdout
@@ -65,6 +66,20 @@ def _negatives_search(
         return [ids[r] for r in rows.tolist()]
 
     return bm25_search, "in-memory BM25 (pass --index DIR to use another pipeline)"
+
+
+def _dense_prior(args: argparse.Namespace, products: list[Product]) -> tuple[Any, str]:
+    """``prior(query, ids)``: the zero-shot dense scores of ``--index``, or of MiniLM."""
+    if args.index is not None:
+        from shopsearch.pipeline import SearchPipeline
+
+        return SearchPipeline.open(args.index).dense_scores, f"the dense index of {args.index}"
+    from shopsearch.models.encoders import EncoderConfig, load_encoder
+    from shopsearch.training.data import EncoderPrior
+
+    encoder_config = EncoderConfig()
+    prior = EncoderPrior(load_encoder(encoder_config), products, encoder_config.product_fields)
+    return prior, f"zero-shot {encoder_config.name} ({encoder_config.backend})"
 
 
 def _write_cross_encoder_report(args, config, data, products, judgments, result) -> None:  # noqa: ANN001
@@ -134,7 +149,11 @@ def run_train(args: argparse.Namespace) -> int:
     if config.data.hard_negatives > 0:
         search, source = _negatives_search(args, products, config.data.negatives_from)
         stderr.print(f"mining {config.data.hard_negatives} hard negatives per query with {source}")
-    data = prepare(config, products=products, judgments=judgments, search=search)
+    prior = None
+    if config.task == "cross-encoder" and config.model.prior_weight > 0.0:
+        prior, source = _dense_prior(args, products)
+        stderr.print(f"prior: dense similarity from {source}")
+    data = prepare(config, products=products, judgments=judgments, search=search, prior=prior)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "split.json").write_text(json.dumps(data.split.to_dict(), indent=2))
     stderr.print(f"training data: {data.summary()}")

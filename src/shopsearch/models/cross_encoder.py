@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shopsearch.errors import InvalidQueryError, ModelLoadError
+from shopsearch.models.scoring import standardize, with_prior
 
 __all__ = [
     "ESCI_CLASS_GAINS",
@@ -40,6 +41,9 @@ __all__ = [
     "encode_inputs",
     "expected_gain",
     "multitask_loss",
+    "pairwise_rank_loss",
+    "standardize",
+    "with_prior",
 ]
 
 #: Gains of the relevance classes 0..3 (E, S, C, I), as in ``evaluation.judgments.ESCI_GAINS``.
@@ -66,6 +70,9 @@ class CrossEncoderConfig:
     batch_size: int = 32
     score: str = "expected_gain"  # or "p_exact": probability of class 0 (E)
     base_model: str = ""  # where the backbone came from, for the record
+    # Rank score = relevance score + prior_weight * standardize(prior), where the prior is
+    # the zero-shot dense similarity of the query and the product (0 = relevance alone).
+    prior_weight: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "category_labels", tuple(self.category_labels))
@@ -164,6 +171,27 @@ def expected_gain(relevance_logits: torch.Tensor, gains: Sequence[float]) -> tor
     """``sum_c softmax(logits)_c * gains[c]`` per row (float32)."""
     probs = torch.softmax(relevance_logits.float(), dim=-1)
     return probs @ torch.tensor(gains, dtype=probs.dtype, device=probs.device)
+
+
+def pairwise_rank_loss(
+    scores: torch.Tensor, gains: torch.Tensor, groups: torch.Tensor, temperature: float
+) -> torch.Tensor | None:
+    """RankNet-style loss over the pairs of one group (query) whose gains differ.
+
+    For rows i, j of the same group (``groups >= 0``) with ``gains[i] > gains[j]``, the loss
+    is ``softplus(-(s_i - s_j) / temperature)`` weighted by ``gains[i] - gains[j]``
+    (a miss of E vs I costs more than S vs C); the weighted mean over such pairs.
+    ``None`` when the batch holds no such pair.
+    """
+    scores = scores.float()
+    gains = gains.to(scores.device).float()
+    groups = groups.to(scores.device)
+    same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    weight = (gains[:, None] - gains[None, :]).clamp(min=0.0) * same
+    if not bool((weight > 0).any()):
+        return None
+    margin = (scores[:, None] - scores[None, :]) / temperature
+    return (F.softplus(-margin) * weight).sum() / weight.sum()
 
 
 def _masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -351,6 +379,7 @@ class CrossEncoderReranker:
             relevance_classes=int(getattr(config, "relevance_classes", 4)),
             dropout=float(getattr(config, "dropout", 0.1)),
             score=str(getattr(config, "score", "expected_gain")),
+            prior_weight=float(getattr(config, "prior_weight", 0.0)),
             max_length=max_length,
             base_model=str(base_model_dir),
         )
@@ -405,8 +434,18 @@ class CrossEncoderReranker:
     def category_labels(self) -> tuple[str, ...]:
         return self.config.category_labels
 
-    def rank_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """One score per text for ``query`` (higher is more relevant), float32."""
+    @property
+    def prior_weight(self) -> float:
+        return self.config.prior_weight
+
+    def rank_scores(
+        self, query: str, texts: Sequence[str], priors: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """One score per text for ``query`` (higher is more relevant), float32.
+
+        ``priors`` (the zero-shot dense similarity of each text, e.g. the index's dense
+        scores) are added with the configured ``prior_weight``; ignored when that is 0.
+        """
         if not texts:
             return np.zeros(0, dtype=np.float32)
         logits = self._logits("relevance_logits", [query] * len(texts), texts)
@@ -414,7 +453,7 @@ class CrossEncoderReranker:
             scores = torch.softmax(logits.float(), dim=-1)[:, 0]
         else:
             scores = expected_gain(logits, self.config.gains)
-        return scores.numpy().astype(np.float32)
+        return with_prior(scores.numpy().astype(np.float32), priors, self.config.prior_weight)
 
     def relevance_probabilities(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), relevance_classes)`` ESCI class probabilities."""

@@ -29,6 +29,7 @@ from shopsearch.models.onnx import (
     export_module,
     single_thread_session,
 )
+from shopsearch.models.scoring import with_prior
 
 __all__ = ["META_FILE", "MIN_PARITY_PEARSON", "OnnxReranker", "export_reranker"]
 
@@ -124,6 +125,7 @@ def _export(reranker: Any, out_dir: Path, precision: str, torch: Any) -> None:
             "max_length": int(config.max_length),
             "gains": [float(g) for g in config.gains],
             "score": str(config.score),
+            "prior_weight": float(config.prior_weight),
         }
         (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -199,6 +201,7 @@ class OnnxReranker:
         self._input_names = {i.name for i in self._session.get_inputs()}
         self.gains = tuple(float(g) for g in meta["gains"])
         self.score = str(meta.get("score", "expected_gain"))
+        self.prior_weight = float(meta.get("prior_weight", 0.0))
         self.precision = str(meta["precision"])
         self.workers = workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
@@ -221,11 +224,14 @@ class OnnxReranker:
         rows = list(self._pool.map(lambda t: self._logits_one(query, t), texts))
         return np.stack(rows)
 
-    def rank_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+    def rank_scores(
+        self, query: str, texts: Sequence[str], priors: Sequence[float] | None = None
+    ) -> np.ndarray:
         """One score per text for ``query`` (higher is more relevant), float32."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        return _scores(self.relevance_logits(query, texts), self.gains, self.score)
+        scores = _scores(self.relevance_logits(query, texts), self.gains, self.score)
+        return with_prior(scores, priors, self.prior_weight)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -193,9 +193,14 @@ class DataConfig(_Section):
     negatives_from: str = "hybrid"  # "bm25" | "dense" | "hybrid"
     max_length: int = 128  # tokens of query + product text
     product_fields: tuple[str, ...] = ("title", "brand", "color", "category")
+    # Category task: this many catalog products (seeded sample) read alone, without their
+    # category path, plus the training queries read alone. Pairs whose text shows the path
+    # carry no category label (the answer would be in the input).
+    category_products: int = 0
 
     def validate(self) -> None:
         _check(self.category_depth >= 1, "data.category_depth must be >= 1")
+        _check(self.category_products >= 0, "data.category_products must be >= 0")
         _check(self.min_category_count >= 1, "data.min_category_count must be >= 1")
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
@@ -234,8 +239,17 @@ class ModelConfig(_Section):
     dropout: float = 0.1  # before the heads
     relevance_classes: int = 4  # E, S, C, I
     score: str = "expected_gain"  # "expected_gain" | "p_exact"
+    # Rank score = relevance score + prior_weight * z(zero-shot dense similarity) per query.
+    prior_weight: float = 0.0
+    # L_match = cross-entropy(ESCI) + rank_loss_weight * pairwise loss within each query on
+    # the rank score (batches then hold one query's pairs each).
+    rank_loss_weight: float = 0.0
+    rank_temperature: float = 0.1
 
     def validate(self) -> None:
+        _check(self.prior_weight >= 0.0, "model.prior_weight must be >= 0")
+        _check(self.rank_loss_weight >= 0.0, "model.rank_loss_weight must be >= 0")
+        _check(self.rank_temperature > 0.0, "model.rank_temperature must be > 0")
         _check(0.0 <= self.alpha <= 1.0, f"model.alpha must be in [0, 1], got {self.alpha}")
         _check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
         _check(

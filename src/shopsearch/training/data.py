@@ -13,7 +13,9 @@ and scored in evaluation. Hard negatives are mined from retrieval for training q
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shopsearch.catalog.schema import CATEGORY_SEPARATOR, Product
 from shopsearch.evaluation.judgments import ESCI_GAINS, Judgment
 from shopsearch.models.encoders import product_text
+from shopsearch.models.scoring import standardize
 
 if TYPE_CHECKING:
     from shopsearch.training.config import DataConfig, TrainConfig
@@ -34,7 +37,9 @@ __all__ = [
     "PairExample",
     "PairsReport",
     "QuerySplit",
+    "EncoderPrior",
     "TrainingData",
+    "attach_priors",
     "build_pairs",
     "category_examples",
     "category_key",
@@ -55,6 +60,8 @@ IRRELEVANT = ESCI_LABELS.index("I")
 OTHER_CATEGORY = "other"
 
 Search = Callable[[str, int], list[str]]
+#: ``prior(query, product_ids) -> similarities``: the zero-shot dense score of each product.
+Prior = Callable[[str, Sequence[str]], Sequence[float]]
 
 
 def relevance_class(judgment: Judgment) -> int:
@@ -135,7 +142,9 @@ class PairExample:
     ``relevance`` is the ESCI class id (0 = E ... 3 = I), ``None`` for a product-only example
     (category task); ``category`` is the product's :class:`CategoryVocab` id, ``None`` when
     the product has no category; ``gain`` is the judged gain (0.0 for mined negatives);
-    ``mined`` marks hard negatives taken from retrieval (unjudged, assumed irrelevant).
+    ``mined`` marks hard negatives taken from retrieval (unjudged, assumed irrelevant);
+    ``prior`` is the zero-shot dense similarity standardized over the query's examples
+    (0.0 until :func:`attach_priors`).
     """
 
     query: str
@@ -145,6 +154,7 @@ class PairExample:
     category: int | None
     gain: float
     mined: bool = False
+    prior: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -364,6 +374,75 @@ def category_examples(
     ]
 
 
+def attach_priors(examples: Sequence[PairExample], prior: Prior) -> list[PairExample]:
+    """The examples with ``prior`` set: z-scores of ``prior(query, ids)`` within each query.
+
+    Examples without a query (category task) are returned unchanged; order is kept.
+    """
+    by_query: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        if ex.query:
+            by_query.setdefault(ex.query, []).append(i)
+    out = list(examples)
+    for query, rows in by_query.items():
+        values = standardize(prior(query, [examples[i].product_id for i in rows]))
+        for i, value in zip(rows, values.tolist(), strict=True):
+            out[i] = dataclasses.replace(examples[i], prior=float(value))
+    return out
+
+
+class EncoderPrior:
+    """A :data:`Prior` from a dense encoder: cosine of query and product vectors.
+
+    Product vectors (text from ``fields``, the encoder's own product text) and query vectors
+    are computed on first use and cached, so folds and runs can share one instance.
+    """
+
+    def __init__(
+        self, encoder: Any, products: Iterable[Product], fields: Sequence[str] = ("title",)
+    ) -> None:
+        self.encoder = encoder
+        self.fields = tuple(fields)
+        self._products = {p.id: p for p in products}
+        self._vectors: dict[str, Any] = {}
+        self._queries: dict[str, Any] = {}
+
+    def __call__(self, query: str, product_ids: Sequence[str]) -> list[float]:
+        todo = [p for p in dict.fromkeys(product_ids) if p not in self._vectors]
+        if todo:
+            texts = [product_text(self._products[p], self.fields) for p in todo]
+            self._vectors.update(zip(todo, self.encoder.encode_products(texts), strict=True))
+        if query not in self._queries:
+            self._queries[query] = self.encoder.encode_queries([query])[0]
+        q = self._queries[query]
+        return [float(self._vectors[p] @ q) for p in product_ids]
+
+
+def _category_task_examples(
+    catalog: Sequence[Product],
+    vocab: CategoryVocab,
+    train_queries: Iterable[str],
+    query_categories: Mapping[str, int],
+    *,
+    count: int,
+    fields: Sequence[str],
+    seed: int,
+) -> list[PairExample]:
+    """``count`` sampled products without their category path, and the training queries."""
+    fields = tuple(f for f in fields if f != "category") or ("title",)
+    with_category = sorted((p for p in catalog if p.category), key=lambda p: p.id)
+    sample = random.Random(seed).sample(with_category, min(count, len(with_category)))
+    examples = category_examples(sample, vocab, fields=fields)
+    examples.extend(
+        PairExample(
+            query="", product_id="", text=q, relevance=None, category=query_categories[q], gain=0.0
+        )
+        for q in train_queries
+        if q in query_categories
+    )
+    return examples
+
+
 def query_category_labels(
     judgments: Iterable[Judgment],
     products_by_id: Mapping[str, Product],
@@ -405,7 +484,9 @@ class TrainingData:
     def __post_init__(self) -> None:
         for name in ("train", "validation", "test"):
             allowed = set(getattr(self.split, name))
-            leaked = {ex.query for ex in getattr(self, name) if ex.query not in allowed}
+            leaked = {
+                ex.query for ex in getattr(self, name) if ex.query and ex.query not in allowed
+            }
             if leaked:
                 raise ValueError(f"{name} examples use queries outside its split: {leaked}")
 
@@ -440,12 +521,16 @@ def prepare(
     products: Iterable[Product],
     judgments: Sequence[Judgment],
     search: Search | None = None,
+    prior: Prior | None = None,
 ) -> TrainingData:
     """Split queries, build pairs, and mine hard negatives for training queries.
 
     ``search(query, k) -> product ids`` (e.g. a ``SearchPipeline`` with
     ``config.data.negatives_from``) enables mining when ``config.data.hard_negatives > 0``;
-    ids it returns that are not in ``products`` are ignored.
+    ids it returns that are not in ``products`` are ignored. ``prior(query, ids)`` (the
+    zero-shot dense scores) fills each pair's ``prior``. When the product text shows the
+    category path, pairs carry no category label; ``data.category_products > 0`` adds
+    product-only and query-only examples for the category task instead.
     """
     cfg = config.data
     catalog = list(products)
@@ -468,8 +553,11 @@ def prepare(
             seed=config.seed,
         )
     report = build_pairs(judgments, products_by_id, vocab, fields=cfg.product_fields)
+    shows_category = "category" in cfg.product_fields
     parts: dict[str, list[PairExample]] = {"train": [], "validation": [], "test": []}
     for pair in report.pairs:
+        if shows_category:
+            pair = dataclasses.replace(pair, category=None)
         part = split.part_of(pair.query)
         assert part is not None  # every judged query is in the split
         parts[part].append(pair)
@@ -498,18 +586,33 @@ def prepare(
                         product_id=product_id,
                         text=product_text(product, cfg.product_fields),
                         relevance=IRRELEVANT,
-                        category=_category_id(product, vocab, None),
+                        category=None if shows_category else _category_id(product, vocab, None),
                         gain=0.0,
                         mined=True,
                     )
                 )
 
+    if prior is not None:
+        parts = {name: attach_priors(examples, prior) for name, examples in parts.items()}
+    query_categories = query_category_labels(judgments, products_by_id, vocab)
+    if cfg.category_products > 0:
+        parts["train"].extend(
+            _category_task_examples(
+                catalog,
+                vocab,
+                split.train,
+                query_categories,
+                count=cfg.category_products,
+                fields=cfg.product_fields,
+                seed=config.seed,
+            )
+        )
     return TrainingData(
         split=split,
         vocab=vocab,
         train=parts["train"],
         validation=parts["validation"],
         test=parts["test"],
-        query_categories=query_category_labels(judgments, products_by_id, vocab),
+        query_categories=query_categories,
         missing=report.missing,
     )

@@ -135,7 +135,9 @@ class _Reranker(Protocol):
     @property
     def category_labels(self) -> Sequence[str]: ...
 
-    def rank_scores(self, query: str, texts: Sequence[str]) -> np.ndarray: ...
+    def rank_scores(
+        self, query: str, texts: Sequence[str], priors: Sequence[float] | None = None
+    ) -> np.ndarray: ...
 
     def relevance_probabilities(self, query: str, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -205,7 +207,8 @@ def evaluate_reranker(
     width = len(ESCI_LABELS)
     for query, pairs in by_query.items():
         texts = [ex.text for ex in pairs]
-        scores = np.asarray(reranker.rank_scores(query, texts), dtype=np.float64)
+        priors = [ex.prior for ex in pairs]
+        scores = np.asarray(reranker.rank_scores(query, texts, priors), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")  # ties keep the input order
         qrels = {ex.product_id: ex.gain for ex in pairs}
         ndcgs.append(ndcg([pairs[i].product_id for i in order], qrels))

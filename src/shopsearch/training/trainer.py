@@ -43,9 +43,16 @@ from shopsearch.models.cross_encoder import (
     encode_inputs,
     expected_gain,
     multitask_loss,
+    pairwise_rank_loss,
 )
 from shopsearch.progress import NULL_PROGRESS, Progress
-from shopsearch.training.config import LoraConfig, OptimConfig, TrainConfig, parse_freeze
+from shopsearch.training.config import (
+    LoraConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    parse_freeze,
+)
 from shopsearch.training.data import PairExample
 
 __all__ = [
@@ -162,6 +169,7 @@ def _build_reranker(
         dropout=config.model.dropout,
         max_length=config.data.max_length,
         score=config.model.score,
+        prior_weight=config.model.prior_weight,
         base_model=str(base),
     )
     return reranker
@@ -282,6 +290,13 @@ class _Collate:
         )
         batch["relevance"] = _labels([ex.relevance for ex in examples])
         batch["category"] = _labels([ex.category for ex in examples])
+        batch["gain"] = torch.tensor([ex.gain for ex in examples], dtype=torch.float32)
+        batch["prior"] = torch.tensor([ex.prior for ex in examples], dtype=torch.float32)
+        groups: dict[str, int] = {}
+        batch["group"] = torch.tensor(
+            [groups.setdefault(ex.query, len(groups)) if ex.query else -1 for ex in examples],
+            dtype=torch.long,
+        )
         return batch
 
 
@@ -294,15 +309,24 @@ def _example_length(ex: PairExample) -> int:
 
 
 def plan_batches(
-    examples: Sequence[PairExample], batch_size: int, seed: int, epoch: int
+    examples: Sequence[PairExample],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    *,
+    by_query: bool = False,
 ) -> list[list[int]]:
     """One epoch's batches of example indices: shuffled, bucketed by length, reproducible.
 
     Examples are shuffled, cut into pools of ``50 * batch_size``, sorted by length within a
-    pool (less padding), cut into batches, and the batches shuffled. The order depends only
-    on ``(seed, epoch)``, so a resumed run sees the same batches.
+    pool (less padding), cut into batches, and the batches shuffled. With ``by_query`` each
+    batch holds the pairs of one query instead (a query with more than ``batch_size`` pairs
+    is dealt into near-equal batches; examples without a query are batched by length). The
+    order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
     """
     rng = random.Random(seed * 1_000_003 + epoch)
+    if by_query:
+        return _query_batches(examples, batch_size, rng)
     order = list(range(len(examples)))
     rng.shuffle(order)
     pool = batch_size * _BUCKET_POOL
@@ -310,6 +334,26 @@ def plan_batches(
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda i: _example_length(examples[i]))
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _query_batches(
+    examples: Sequence[PairExample], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.query, []).append(i)
+    batches: list[list[int]] = []
+    for query in sorted(groups):
+        rows = groups[query]
+        rng.shuffle(rows)
+        if not query:
+            rows.sort(key=lambda i: _example_length(examples[i]))
+            batches.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
+            continue
+        n = math.ceil(len(rows) / batch_size)
+        batches.extend(rows[k::n] for k in range(n))
     rng.shuffle(batches)
     return batches
 
@@ -354,18 +398,33 @@ def _train_step(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     *,
-    alpha: float,
+    model_config: ModelConfig,
+    gains: Sequence[float],
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]],
 ) -> dict[str, float]:
-    """One optimizer step over ``micro_batches`` (gradient accumulation); mean losses."""
+    """One optimizer step over ``micro_batches`` (gradient accumulation); mean losses.
+
+    ``loss = alpha * cls + (1 - alpha) * (match + rank_loss_weight * rank)``, where ``rank``
+    is the pairwise loss within each query on ``expected gain + prior_weight * prior``.
+    """
     model.train()
-    sums = {"loss": 0.0, "match": 0.0, "cls": 0.0}
+    alpha = model_config.alpha
+    sums = {"loss": 0.0, "match": 0.0, "cls": 0.0, "rank": 0.0}
     for batch in micro_batches:
         batch = _to_device(batch, device)
         with autocast():
             outputs = _forward(model, batch)
         loss, parts = multitask_loss(outputs, batch["relevance"], batch["category"], alpha)
+        if model_config.rank_loss_weight > 0.0 and alpha < 1.0:
+            scores = expected_gain(outputs["relevance_logits"], gains)
+            scores = scores + model_config.prior_weight * batch["prior"]
+            rank = pairwise_rank_loss(
+                scores, batch["gain"], batch["group"], model_config.rank_temperature
+            )
+            if rank is not None:
+                loss = loss + (1.0 - alpha) * model_config.rank_loss_weight * rank
+                sums["rank"] += float(rank.detach())
         (loss / len(micro_batches)).backward()
         sums["loss"] += float(loss.detach())
         sums["match"] += float(parts["match"])
@@ -485,7 +544,9 @@ def _validate(
     relevance, category = _validation_outputs(reranker, examples, batch_size, autocast)
     match = _mean_ce(relevance, [ex.relevance for ex in examples])
     cls = _mean_ce(category, [ex.category for ex in examples])
-    scores = expected_gain(relevance, reranker.config.gains).tolist()
+    gains = expected_gain(relevance, reranker.config.gains)
+    priors = torch.tensor([ex.prior for ex in examples], dtype=gains.dtype)
+    scores = (gains + reranker.config.prior_weight * priors).tolist()
     metrics = {
         "val_loss": alpha * (cls or 0.0) + (1.0 - alpha) * (match or 0.0),
         "val_match_loss": match,
@@ -611,9 +672,9 @@ class _Plan:
     total_steps: int
 
     @classmethod
-    def of(cls, config: TrainConfig, num_examples: int) -> _Plan:
+    def of(cls, config: TrainConfig, batches: int) -> _Plan:
+        """``batches``: how many batches one epoch has (see :func:`plan_batches`)."""
         loop = config.train
-        batches = math.ceil(num_examples / loop.batch_size)
         steps_per_epoch = math.ceil(batches / loop.grad_accumulation)
         total = steps_per_epoch * loop.epochs
         if loop.max_steps > 0:
@@ -668,7 +729,9 @@ def train_cross_encoder(
     model.to(device)
     trainable, total = count_parameters(model)
 
-    plan = _Plan.of(config, len(train_examples))
+    by_query = config.model.rank_loss_weight > 0.0
+    first_epoch = plan_batches(train_examples, loop.batch_size, config.seed, 0, by_query=by_query)
+    plan = _Plan.of(config, len(first_epoch))
     optimizer = _build_optimizer(model, config.optim)
     scheduler = _build_scheduler(optimizer, plan.total_steps, config.optim.warmup_ratio)
     checkpoint = run_dir / CHECKPOINT_DIR
@@ -710,7 +773,13 @@ def train_cross_encoder(
         advance(state.step)
         while state.step < plan.total_steps and not state.stopped_early:
             epoch, done = divmod(state.step, plan.steps_per_epoch)
-            batches = plan_batches(train_examples, loop.batch_size, config.seed, epoch)
+            batches = plan_batches(
+                train_examples,
+                loop.batch_size,
+                config.seed,
+                epoch,
+                by_query=by_query,
+            )
             groups = plan.step_groups(batches)[done:]
             loader = _epoch_loader(
                 train_examples,
@@ -726,7 +795,8 @@ def train_cross_encoder(
                     micro,
                     optimizer,
                     scheduler,
-                    alpha=config.model.alpha,
+                    model_config=config.model,
+                    gains=reranker.config.gains,
                     device=device,
                     autocast=autocast,
                 )

@@ -21,6 +21,7 @@ from shopsearch.training.data import (
     PairExample,
     QuerySplit,
     TrainingData,
+    attach_priors,
     build_pairs,
     category_examples,
     category_key,
@@ -397,3 +398,82 @@ def test_training_data_refuses_leaks() -> None:
             query_categories={},
             missing=0,
         )
+
+
+# --- priors and the category task ------------------------------------------------------------
+
+
+def test_attach_priors_standardizes_within_each_query() -> None:
+    examples = [
+        PairExample("q", "a", "t", 0, None, 1.0),
+        PairExample("r", "b", "t", 0, None, 1.0),
+        PairExample("q", "c", "t", 3, None, 0.0),
+        PairExample("", "d", "t", None, 1, 0.0),
+        PairExample("q", "e", "t", 1, None, 0.1),
+    ]
+    raw = {"a": 0.9, "b": 0.5, "c": 0.1, "e": 0.5}
+    calls: list[tuple[str, list[str]]] = []
+
+    def prior(query: str, ids: list[str]) -> list[float]:
+        calls.append((query, list(ids)))
+        return [raw[i] for i in ids]
+
+    out = attach_priors(examples, prior)
+    assert [ex.product_id for ex in out] == ["a", "b", "c", "d", "e"]
+    assert sorted(calls) == [("q", ["a", "c", "e"]), ("r", ["b"])]
+    q = [out[0].prior, out[2].prior, out[4].prior]
+    assert q == pytest.approx([1.2247449, -1.2247449, 0.0], abs=1e-6)
+    assert out[1].prior == 0.0  # one product: nothing to compare with
+    assert out[3] == examples[3]  # category-only example unchanged
+
+
+def test_pairs_showing_the_category_path_carry_no_category_label(
+    tiny: tuple[list[Product], list[Judgment]],
+) -> None:
+    products, judgments = tiny
+    shown = prepare(TrainConfig(), products=products, judgments=judgments)
+    assert all(ex.category is None for ex in [*shown.train, *shown.validation, *shown.test])
+    hidden = prepare(
+        TrainConfig().with_overrides({"data.product_fields": '["title", "brand"]'}),
+        products=products,
+        judgments=judgments,
+    )
+    assert any(ex.category is not None for ex in hidden.train)
+
+
+def test_category_products_add_path_free_products_and_training_queries(
+    tiny: tuple[list[Product], list[Judgment]],
+) -> None:
+    products, judgments = tiny
+    config = TrainConfig().with_overrides({"data.category_products": "4"})
+    data = prepare(config, products=products, judgments=judgments)
+    extra = [ex for ex in data.train if not ex.query]
+    product_rows = [ex for ex in extra if ex.product_id]
+    query_rows = [ex for ex in extra if not ex.product_id]
+    assert len(product_rows) == 4
+    by_id = {p.id: p for p in products}
+    for ex in product_rows:
+        assert ex.relevance is None and ex.category is not None
+        assert " > " not in ex.text and by_id[ex.product_id].title in ex.text
+    assert {ex.text for ex in query_rows} == {
+        q for q in data.split.train if q in data.query_categories
+    }
+    assert all(ex.category == data.query_categories[ex.text] for ex in query_rows)
+    again = prepare(config, products=products[::-1], judgments=judgments)
+    assert Counter(again.train) == Counter(data.train)
+
+
+def test_prepare_attaches_priors(tiny: tuple[list[Product], list[Judgment]]) -> None:
+    products, judgments = tiny
+    data = prepare(
+        TrainConfig(),
+        products=products,
+        judgments=judgments,
+        prior=lambda query, ids: [float(len(i)) + hash(i) % 7 for i in ids],
+    )
+    for part in (data.train, data.validation, data.test):
+        by_query: dict[str, list[float]] = {}
+        for ex in part:
+            by_query.setdefault(ex.query, []).append(ex.prior)
+        for values in by_query.values():
+            assert sum(values) == pytest.approx(0.0, abs=1e-5)

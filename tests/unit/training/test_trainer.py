@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -366,3 +367,51 @@ def test_ranking_ndcg_by_query():
     got = ranking_ndcg(examples, [0.1, 0.9, 0.5, 0.0])
     q = (0.1 + 1.0 / np.log2(3)) / (1.0 + 0.1 / np.log2(3))
     assert got == pytest.approx((q + 1.0) / 2)
+
+
+# --------------------------------------------------------------------------- ranking objective
+
+
+def test_batches_by_query_hold_one_query_each(data):
+    batches = plan_batches(data.train, 8, seed=1, epoch=0, by_query=True)
+    assert sorted(i for b in batches for i in b) == list(range(len(data.train)))
+    for batch in batches:
+        assert len({data.train[i].query for i in batch}) == 1
+        assert len(batch) <= 8
+    assert batches == plan_batches(data.train, 8, seed=1, epoch=0, by_query=True)
+    assert batches != plan_batches(data.train, 8, seed=1, epoch=1, by_query=True)
+
+
+def test_the_rank_loss_trains_and_falls(tiny_bert, data, tmp_path):
+    config = make_config(
+        tiny_bert, **{"train.epochs": "4", "model.rank_loss_weight": "1.0", "model.alpha": "0"}
+    )
+    result = train_cross_encoder(config, data, tmp_path / "run")
+    ranks = [s["rank"] for s in result.history["steps"]]
+    assert all(r > 0 for r in ranks[:3])
+    assert np.mean(ranks[-5:]) < 0.7 * np.mean(ranks[:5])
+    # 4 queries x 10 pairs in batches of 8 -> 2 batches each; 12 category rows -> 2 batches
+    assert len(ranks) == 4 * (4 * 2 + 2)
+
+
+def _with_priors(examples, prior):
+    return [replace(ex, prior=prior(ex)) if ex.query else ex for ex in examples]
+
+
+def test_validation_ranks_by_relevance_plus_weighted_prior(tiny_bert, data, tmp_path):
+    # An inverted prior: a huge weight makes it decide the ranking, so val nDCG is low.
+    inverted = SimpleNamespace(
+        train=data.train,
+        validation=_with_priors(data.validation, lambda ex: -3.0 * ex.gain),
+        vocab=data.vocab,
+        query_categories={},
+    )
+    config = make_config(tiny_bert, **{"train.max_steps": "1", "model.prior_weight": "100"})
+    result = train_cross_encoder(config, inverted, tmp_path / "run")
+    worst = ranking_ndcg(inverted.validation, [-ex.gain for ex in inverted.validation])
+    assert result.history["evals"][0]["val_ndcg"] == pytest.approx(worst)
+    assert result.reranker.config.prior_weight == 100.0
+    reloaded = CrossEncoderReranker.load(result.best_dir)
+    assert reloaded.prior_weight == 100.0
+    good, bad = reloaded.rank_scores("red", ["red hat", "blue hat"], priors=[0.0, 1.0])
+    assert bad > good  # the prior outweighs the relevance head
