@@ -63,8 +63,8 @@ PRIOR_WEIGHTS = (0.1, 0.3, 1.0)
 def prepare_inputs(index_dir: Path, out: Path) -> None:
     """Cache per query: hybrid top 50 ids and the BM25 / dense scores of judged + retrieved."""
     from shopsearch.pipeline import SearchPipeline
-    from shopsearch.training.data import load_sources
     from shopsearch.training.config import TrainConfig
+    from shopsearch.training.data import load_sources
 
     config = TrainConfig.load(CONFIG)
     _, judgments = load_sources(config.data)
@@ -254,7 +254,7 @@ def print_table(table: list[dict[str, Any]]) -> None:
     for e in table:
         ndcg_text = f"{e['test_ndcg']:.4f} ± {e['test_ndcg_std']:.4f}"
 
-        def fmt(key: str, spec: str = ".3f") -> str:
+        def fmt(key: str, spec: str = ".3f", e: dict[str, Any] = e) -> str:
             return format(e[key], spec) if key in e else "-"
 
         trainable = f"{e['trainable_params']:,}" if "trainable_params" in e else "-"
