@@ -265,6 +265,34 @@ def print_table(table: list[dict[str, Any]]) -> None:
         )
 
 
+def plot_table(table: list[dict[str, Any]], out: Path) -> None:
+    """Horizontal bars: mean test nDCG per recipe with its std over folds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in table if not e["recipe"].startswith("recipe, prior_weight")]
+    names = [e["recipe"] for e in rows]
+    means = [e["test_ndcg"] for e in rows]
+    stds = [e.get("test_ndcg_std", 0.0) for e in rows]
+    colors = ["#999999" if n.startswith("baseline") else "#3b7dd8" for n in names]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    ax.barh(range(len(rows)), means, xerr=stds, color=colors, capsize=3)
+    ax.set_yticks(range(len(rows)), names, fontsize=8)
+    ax.invert_yaxis()
+    best = max(e["test_ndcg"] for e in rows if e["recipe"] in ("baseline: bm25", "baseline: dense"))
+    ax.axvline(best, color="black", linestyle=":", linewidth=1, label="best zero-shot baseline")
+    ax.axvline(best + 0.02, color="red", linestyle="--", linewidth=1, label="target (+0.02)")
+    ax.set_xlim(min(means) - 0.05, max(max(means), best + 0.02) + 0.02)
+    ax.set_xlabel("rerank-protocol nDCG on held-out queries (mean ± std over folds)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("Cross-encoder recipes, k-fold CV by query (ESCI-US, 100 queries)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def run_jobs(jobs: list[dict[str, Any]], workers: int, log: Path) -> list[dict[str, Any]]:
     """Run the jobs (``workers`` at a time); each result is also appended to ``log``."""
     out: list[dict[str, Any]] = []
@@ -307,7 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--base-model", default="", help="default: the config's (MiniLM)")
     parser.add_argument("--out", type=Path, default=RESULTS / "cv_cross_encoder.json")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG of --out")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        plot_table(json.loads(args.out.read_text())["table"], args.out.with_suffix(".png"))
+        return 0
 
     if args.index is not None and (args.prepare_only or not args.inputs.is_file()):
         prepare_inputs(args.index, args.inputs)
@@ -397,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    plot_table(table, args.out.with_suffix(".png"))
     print(f"wrote {args.out} in {payload['seconds']:.0f} s")
     return 0
 

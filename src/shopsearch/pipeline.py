@@ -25,6 +25,7 @@ from shopsearch.index.filters import Filters
 from shopsearch.index.fusion import reciprocal_rank_fusion, weighted_sum
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.models.encoders import Encoder, load_encoder, product_text
+from shopsearch.models.scoring import with_prior
 from shopsearch.progress import NULL_PROGRESS, Progress
 
 PIPELINES = ("bm25", "dense", "hybrid", "rerank")
@@ -248,7 +249,12 @@ class SearchPipeline:
         return SearchResult(query, "rerank", hits, first.facets, first.candidates, took)
 
     def _rerank(self, query: str, hits: list[Hit], docs: Mapping[str, Product]) -> list[Hit]:
-        """Re-score ``hits`` with the cross-encoder (expected ESCI gain), best first."""
+        """Re-score ``hits`` with the cross-encoder, best first.
+
+        ``scores["rerank"]`` is the cross-encoder's score (with its dense prior, if it was
+        trained with one); the hit's score adds ``reranker.first_stage_weight`` times the
+        z-scores of the first stage's scores over these hits.
+        """
         if not hits:
             return []
         reranker, fields = self._load_reranker()
@@ -259,9 +265,14 @@ class SearchPipeline:
         if getattr(reranker, "prior_weight", 0.0) and "dense" in self.pipelines:
             priors = self.dense_scores(query, [h.product_id for h in hits])
         scores = reranker.rank_scores(query, texts, priors)  # type: ignore[attr-defined]
+        final = with_prior(
+            np.asarray(scores, dtype=np.float32),
+            [h.score for h in hits],
+            self.config.reranker.first_stage_weight,
+        )
         rescored = [
-            Hit(h.product_id, float(s), {**h.scores, "rerank": float(s)}, docs.get(h.product_id))
-            for h, s in zip(hits, scores.tolist(), strict=True)
+            Hit(h.product_id, float(f), {**h.scores, "rerank": float(s)}, docs.get(h.product_id))
+            for h, s, f in zip(hits, scores.tolist(), final.tolist(), strict=True)
         ]
         order = sorted(
             range(len(rescored)),

@@ -69,6 +69,11 @@ def test_rerank_reorders_the_hybrid_head_by_cross_encoder_score(reranked, rerank
     )
     np.testing.assert_allclose([h.scores["rerank"] for h in head], expected, rtol=1e-5)
     assert all({"bm25", "dense", "fused", "rerank"} <= set(h.scores) for h in head)
+    first_stage = {h.product_id: h.score for h in hybrid.hits}
+    weight = reranked.config.reranker.first_stage_weight
+    assert weight == 0.3  # the default
+    final = expected + weight * standardize([first_stage[h.product_id] for h in head])
+    np.testing.assert_allclose([h.score for h in head], final, rtol=1e-5, atol=1e-6)
     assert all("rerank" not in h.scores for h in tail)  # beyond reranker.k: first-stage order
 
 
@@ -140,3 +145,19 @@ def test_a_reranker_with_a_prior_adds_the_weighted_dense_z_scores(
         dense = pipeline.dense_scores(query, ids)
     expected = plain + 0.5 * standardize(dense)
     np.testing.assert_allclose([h.scores["rerank"] for h in head], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_eval_holdout_measures_only_the_runs_test_queries(reranked, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.json").write_text(
+        json.dumps({"train": [], "validation": [], "test": ["tool wrap"]})
+    )
+    index = str(reranked.directory.path)
+    args = ["eval", index, "--judgments", str(TINY_JUDGMENTS), "--pipeline", "bm25", "--json"]
+    assert main([*args, "--holdout", str(run)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [q["query"] for q in report["per_query"]["bm25"]] == ["tool wrap"]
+    (run / "split.json").write_text(json.dumps({"test": ["never judged"]}))
+    assert main([*args, "--holdout", str(run)]) == 1
+    assert "none of its test queries" in capsys.readouterr().err

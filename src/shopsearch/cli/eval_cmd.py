@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from shopsearch.cli.common import add_index_dir, print_json, stderr
@@ -42,6 +43,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         default="all",
         help="evaluate on all queries or one half of a seeded validation/test split",
     )
+    parser.add_argument(
+        "--holdout",
+        type=Path,
+        metavar="RUN_DIR",
+        help="evaluate on the test queries of a `shopsearch train` run (its split.json), "
+        "so that a fine-tuned model is measured only on queries it never saw",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and baseline")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
@@ -70,6 +78,21 @@ def _pipeline_names(requested: list[str] | None, search: SearchPipeline) -> list
     return list(dict.fromkeys(names))
 
 
+def _holdout(judgments: list, run_dir: Path) -> list:
+    """The judgments of the test queries in ``run_dir/split.json``."""
+    split_file = run_dir / "split.json"
+    try:
+        test = set(json.loads(split_file.read_text(encoding="utf-8"))["test"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidQueryError(
+            f"--holdout {run_dir}: no readable split.json with a test list ({exc})"
+        ) from exc
+    kept = [j for j in judgments if j.query in test]
+    if not kept:
+        raise InvalidQueryError(f"--holdout {run_dir}: none of its test queries is judged here")
+    return kept
+
+
 def run_eval(args: argparse.Namespace) -> int:
     judgments = load_judgments(args.judgments)
     if args.split != "all":
@@ -78,6 +101,8 @@ def run_eval(args: argparse.Namespace) -> int:
         )
         keep = set(validation if args.split == "validation" else test)
         judgments = [j for j in judgments if j.query in keep]
+    if args.holdout is not None:
+        judgments = _holdout(judgments, args.holdout)
     with SearchPipeline.open(args.index_dir) as search:
         names = _pipeline_names(args.pipeline, search)
         pipelines = [EvaluablePipelineAdapter(search, name) for name in names]
@@ -101,6 +126,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "judgments": str(args.judgments),
         "index": str(args.index_dir),
         "split": args.split,
+        "holdout": str(args.holdout) if args.holdout else None,
         "plot": str(plot),
     }
     if args.json:
