@@ -103,8 +103,12 @@ class FakeReranker:
     ) -> None:
         self.scores, self.classes, self.categories = scores, classes, categories
         self.classified_queries: list[str] = []
+        self.priors_seen: list[list[float] | None] = []
 
-    def rank_scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+    def rank_scores(
+        self, query: str, texts: Sequence[str], priors: Sequence[float] | None = None
+    ) -> np.ndarray:
+        self.priors_seen.append(None if priors is None else list(priors))
         return np.array([self.scores[(query, t)] for t in texts], dtype=np.float32)
 
     def relevance_probabilities(self, query: str, texts: Sequence[str]) -> np.ndarray:
