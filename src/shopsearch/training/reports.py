@@ -45,6 +45,7 @@ _LOSSES = (
     ("loss", "total", "C0"),
     ("match", "match (ESCI)", "C1"),
     ("cls", "cls (category)", "C2"),
+    ("rank", "rank (pairwise, within query)", "C3"),
 )
 _VAL_METRICS = (
     ("val_ndcg", "nDCG (val pairs)", "C0"),
