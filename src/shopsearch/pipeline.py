@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,12 @@ from shopsearch.models.encoders import Encoder, load_encoder, product_text
 from shopsearch.models.scoring import with_prior
 from shopsearch.progress import NULL_PROGRESS, Progress
 
-PIPELINES = ("bm25", "dense", "hybrid", "rerank")
+PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal")
 RETRIEVAL_PIPELINES = ("bm25", "dense", "hybrid")
+#: Where `shopsearch context train` saves the learning-to-rank model inside an index dir.
+LTR_DIR = "ltr"
+#: How many hybrid candidates the personalized stage re-orders.
+PERSONAL_DEPTH = 50
 DEFAULT_K = 10
 MAX_K = 1_000
 MAX_QUERY_CHARS = 1_000
@@ -70,6 +75,8 @@ class SearchPipeline:
         self.snapshot = snapshot
         self.encoder = encoder
         self._reranker: tuple[object, tuple[str, ...]] | None = None  # loaded on first use
+        self._context: Any = None  # the personalized stage, loaded on first use
+        self._events: Any = None
 
     @classmethod
     def open(cls, path: str | Path, *, encoder: Encoder | None = None) -> SearchPipeline:
@@ -101,6 +108,8 @@ class SearchPipeline:
         return cls(directory, directory.open_store(), snapshot, encoder)
 
     def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
         self.store.close()
 
     def __enter__(self) -> SearchPipeline:
@@ -115,14 +124,25 @@ class SearchPipeline:
 
     @property
     def pipelines(self) -> tuple[str, ...]:
-        """The pipelines this index can run: "rerank" needs a configured cross-encoder."""
+        """The pipelines this index can run: "rerank" needs a configured cross-encoder,
+        "personal" a learning-to-rank model (`shopsearch context train`)."""
+        names = RETRIEVAL_PIPELINES
         if self.config.reranker.path:
-            return PIPELINES
-        return RETRIEVAL_PIPELINES
+            names += ("rerank",)
+        if self.has_personal_model:
+            names += ("personal",)
+        return names
+
+    @property
+    def has_personal_model(self) -> bool:
+        return (self.directory.path / LTR_DIR / "model.txt").is_file()
 
     @property
     def default_pipeline(self) -> str:
-        """The best available: the rerank stage when configured, else hybrid retrieval."""
+        """The best available: personalized ranking when trained, then the rerank stage
+        when configured, else hybrid retrieval."""
+        if self.has_personal_model:
+            return "personal"
         return "rerank" if self.config.reranker.path else "hybrid"
 
     def __len__(self) -> int:
@@ -163,10 +183,30 @@ class SearchPipeline:
         facets: bool = True,
         products: bool = True,
         explain: bool = False,
+        user: str | None = None,
+        session: str | None = None,
+        session_events: Sequence[Any] = (),
     ) -> SearchResult:
-        """Top ``k`` products for ``query`` over the whole catalog."""
+        """Top ``k`` products for ``query`` over the whole catalog.
+
+        ``user``, ``session`` and ``session_events`` (recent events not stored yet, e.g.
+        ``SimpleEvent``) personalize the "personal" pipeline; other pipelines ignore them.
+        """
         started = time.perf_counter()
         pipeline = self._check(query, k, pipeline)
+        if pipeline == "personal":
+            return self._search_personal(
+                query,
+                k,
+                filters,
+                facets,
+                products,
+                explain,
+                started,
+                user,
+                session,
+                session_events,
+            )
         if pipeline == "rerank":
             return self._search_reranked(query, k, filters, facets, products, explain, started)
         filters = filters or Filters()
@@ -203,10 +243,21 @@ class SearchPipeline:
         return SearchResult(query, pipeline, hits, facet_counts, len(candidates), took)
 
     def rank(
-        self, query: str, candidates: Sequence[str], *, pipeline: str | None = None
+        self,
+        query: str,
+        candidates: Sequence[str],
+        *,
+        pipeline: str | None = None,
+        user: str | None = None,
+        session: str | None = None,
     ) -> list[Hit]:
         """Order the given products for ``query``; unknown ids are left out."""
         pipeline = self._check(query, 1, pipeline)
+        if pipeline == "personal":
+            hits = self.rank(query, candidates, pipeline="hybrid")
+            docs = self.store.get_many([h.product_id for h in hits])
+            hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits]
+            return self._personalize(hits, user, session, (), explain=False)
         if pipeline == "rerank":
             hits = self.rank(query, candidates, pipeline="hybrid")
             return self._rerank(query, hits, {})
@@ -224,6 +275,114 @@ class SearchPipeline:
                 zip(rows, snapshot.vectors.scores(vector, row_array).tolist(), strict=True)
             )
         return self._fuse(pipeline, query, rows, runs, None, None)
+
+    # the personalized stage
+    def _search_personal(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None,
+        facets: bool,
+        products: bool,
+        explain: bool,
+        started: float,
+        user: str | None,
+        session: str | None,
+        session_events: Sequence[Any],
+    ) -> SearchResult:
+        depth = max(k, PERSONAL_DEPTH)
+        first = self.search(
+            query, depth, filters=filters, pipeline="hybrid", facets=facets, explain=explain
+        )
+        head = self._personalize(first.hits, user, session, session_events, explain=explain)
+        hits = head[:k]
+        if not products:
+            hits = [Hit(h.product_id, h.score, h.scores) for h in hits]
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query, "personal", hits, first.facets, first.candidates, took)
+
+    def _personalize(
+        self,
+        hits: list[Hit],
+        user: str | None,
+        session: str | None,
+        session_events: Sequence[Any],
+        *,
+        explain: bool,
+    ) -> list[Hit]:
+        """Re-order ``hits`` (with products and hybrid scores) by the LTR model."""
+        from shopsearch.context.features import Candidate
+
+        ranker = self.context_ranker()
+        snapshot = self.snapshot
+        vectors = snapshot.vectors.vectors
+        candidates = [
+            Candidate(
+                h.product_id,
+                float(h.scores.get("bm25", 0.0)),
+                float(h.scores.get("dense", 0.0)),
+                float(h.scores.get("fused", h.score)),
+                h.product if h.product is not None else Product(id=h.product_id, title=""),
+                vectors[snapshot.id_to_row[h.product_id]],
+            )
+            for h in hits
+        ]
+        ranked = ranker.rank(
+            candidates,
+            user=ranker.user_profile(user),
+            session=ranker.session_profile(session, session_events),
+            explain=explain,
+        )
+        by_id = {h.product_id: h for h in hits}
+        out = []
+        for r in ranked:
+            h = by_id[r.candidate.product_id]
+            scores = {**h.scores, "ltr": r.score}
+            if r.explanation is not None:
+                scores.update({f"ltr.{group}": v for group, v in r.explanation.items()})
+            out.append(Hit(h.product_id, r.score, scores, h.product))
+        return out
+
+    @property
+    def events(self) -> Any:
+        """The index's event store (``DIR/events.sqlite``), opened on first use."""
+        if self._events is None:
+            from shopsearch.events.store import EventStore
+
+            self._events = EventStore.open(self.directory.path)
+        return self._events
+
+    def context_ranker(self) -> Any:
+        """The personalized stage (LTR model + event store), loaded on first use."""
+        if self._context is None:
+            if not self.has_personal_model:
+                raise InvalidQueryError(
+                    "the personal pipeline needs a learning-to-rank model: "
+                    "shopsearch context train DIR"
+                )
+            from shopsearch.context.ltr import LTRModel
+            from shopsearch.context.ranker import ContextRanker
+
+            self._context = ContextRanker(
+                LTRModel.load(self.directory.path / LTR_DIR),
+                events=self.events,
+                products=self.store.get_many,
+                vectors=self.product_vectors,
+            )
+        return self._context
+
+    def product_vectors(self, product_ids: Sequence[str]) -> np.ndarray | None:
+        """The indexed dense vector of each product (zeros for one that is not indexed)."""
+        if not product_ids:
+            return None
+        snapshot = self.snapshot
+        matrix = snapshot.vectors.vectors
+        out = np.zeros((len(product_ids), matrix.shape[1]), dtype=np.float32)
+        for i, product_id in enumerate(product_ids):
+            row = snapshot.id_to_row.get(product_id)
+            if row is not None:
+                out[i] = matrix[row]
+        return out
 
     # the cross-encoder stage
     def _search_reranked(
@@ -414,19 +573,40 @@ def _top_rows(scores: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
 
 
 class EvaluablePipelineAdapter:
-    """Presents one named pipeline of a :class:`SearchPipeline` to the evaluation harness."""
+    """Presents one named pipeline of a :class:`SearchPipeline` to the evaluation harness.
+
+    It takes the judgments' user and session (``takes_context``): only the personal
+    pipeline uses them.
+    """
+
+    takes_context = True
 
     def __init__(self, search: SearchPipeline, pipeline: str) -> None:
         self.search_pipeline = search
         self.name = pipeline
 
-    def rank(self, query: str, candidates: Sequence[str]) -> list[str]:
-        return [
-            h.product_id for h in self.search_pipeline.rank(query, candidates, pipeline=self.name)
-        ]
+    def rank(
+        self,
+        query: str,
+        candidates: Sequence[str],
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> list[str]:
+        hits = self.search_pipeline.rank(
+            query, candidates, pipeline=self.name, user=user_id, session=session_id
+        )
+        return [h.product_id for h in hits]
 
-    def search(self, query: str, k: int) -> list[str]:
+    def search(
+        self, query: str, k: int, user_id: str | None = None, session_id: str | None = None
+    ) -> list[str]:
         result = self.search_pipeline.search(
-            query, k, pipeline=self.name, facets=False, products=False
+            query,
+            k,
+            pipeline=self.name,
+            facets=False,
+            products=False,
+            user=user_id,
+            session=session_id,
         )
         return [h.product_id for h in result.hits]

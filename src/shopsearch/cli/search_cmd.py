@@ -23,7 +23,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("-k", type=int, default=DEFAULT_K, help="results per query")
     search.add_argument("--filter", action="append", default=[], metavar="SPEC")
     search.add_argument("--pipeline", choices=PIPELINES, help="default: the index's best")
-    search.add_argument("--explain", action="store_true", help="per-field score breakdown")
+    search.add_argument(
+        "--explain",
+        action="store_true",
+        help="score breakdown: BM25 per field; for the personal pipeline, the contribution "
+        "of each feature group (they sum to the score)",
+    )
+    search.add_argument("--user", metavar="ID", help="personalize for this shopper (client_id)")
+    search.add_argument("--session", metavar="ID", help="and this session (session_id)")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(run=run_search)
 
@@ -76,7 +83,9 @@ def _print_result(result: SearchResult, explain: bool) -> None:
         )
         if explain:
             parts = ", ".join(
-                f"{k}={v:.3f}" for k, v in hit.scores.items() if k.startswith("bm25.") and v
+                f"{k}={v:.3f}"
+                for k, v in hit.scores.items()
+                if (k.startswith("bm25.") or k.startswith("ltr.")) and v
             )
             table.add_row("", "", "", "", f"[dim]{parts}[/]", "", "", "")
     stdout.print(table)
@@ -94,7 +103,13 @@ def run_search(args: argparse.Namespace) -> int:
     with SearchPipeline.open(args.index_dir) as pipeline:
         results = [
             pipeline.search(
-                q, args.k, filters=filters, pipeline=args.pipeline, explain=args.explain
+                q,
+                args.k,
+                filters=filters,
+                pipeline=args.pipeline,
+                explain=args.explain,
+                user=args.user,
+                session=args.session,
             )
             for q in args.queries
         ]

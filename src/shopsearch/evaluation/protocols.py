@@ -168,20 +168,26 @@ def _check_options(protocol: str, depth: int) -> None:
         raise InvalidQueryError(f"depth must be a positive integer, got {depth!r}")
 
 
-# The two calls into the pipeline. ``key`` carries the user and session of the group: when
-# pipelines take user context, pass ``user_id=key[1]`` (and ``session_id=key[2]``) here.
+# The two calls into the pipeline. ``key`` carries the user and session of the group; a
+# pipeline with ``takes_context = True`` gets them as ``user_id`` / ``session_id``.
+def _context(pipeline: EvaluablePipeline, key: ContextKey) -> dict[str, str | None]:
+    if getattr(pipeline, "takes_context", False):
+        return {"user_id": key[1], "session_id": key[2]}
+    return {}
+
+
 def _call_rank(
     pipeline: EvaluablePipeline, key: ContextKey, candidates: list[str]
 ) -> tuple[list[str], float]:
     start = time.perf_counter()
-    ranked = pipeline.rank(key[0], candidates)
+    ranked = pipeline.rank(key[0], candidates, **_context(pipeline, key))
     elapsed = time.perf_counter() - start
     return list(ranked), elapsed
 
 
 def _call_search(pipeline: EvaluablePipeline, key: ContextKey, k: int) -> tuple[list[str], float]:
     start = time.perf_counter()
-    hits = pipeline.search(key[0], k)
+    hits = pipeline.search(key[0], k, **_context(pipeline, key))
     elapsed = time.perf_counter() - start
     return list(hits)[:k], elapsed
 

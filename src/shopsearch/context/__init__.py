@@ -1,0 +1,1 @@
+"""Context-aware ranking: shopper profiles, context features, learning to rank."""

@@ -1,0 +1,166 @@
+"""The personalized ranking stage: hybrid candidates re-ordered by a learning-to-rank model.
+
+For a search with a user (and optionally a session), :class:`ContextRanker` reads the
+shopper's events from the index's event store, builds the long-term profile (as of the
+user's latest event) and the session profile (events of the session, plus any inline
+events sent with the search), computes the context features of the first stage's top
+``depth`` candidates and orders them by the model's score. Without a user it still runs
+(all personal features 0), so the same model serves anonymous traffic.
+
+>>> ranker = ContextRanker(model, events=store, products=lookup)     # doctest: +SKIP
+>>> ranked = ranker.rank(candidates, user="u1", session="s9")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from shopsearch.catalog.schema import Product
+from shopsearch.context.features import Candidate, feature_matrix
+from shopsearch.context.ltr import LTRModel
+from shopsearch.context.profiles import ACTION_WEIGHTS, Profile, ProfileConfig, build_profile
+
+__all__ = ["ContextRanker", "EventSource", "Ranked", "popularity_from_counts"]
+
+
+class EventSource(Protocol):
+    """What the ranker reads from an event store (``shopsearch.events.EventStore``)."""
+
+    def events_of_client(self, client_id: str, since: float | None = None) -> list[Any]: ...
+
+    def events_of_session(self, session_id: str) -> list[Any]: ...
+
+    def object_counts(self, since: float | None = None) -> dict[str, dict[str, int]]: ...
+
+
+@dataclass
+class Ranked:
+    """One re-ranked candidate: its LTR score, features and (optionally) explanation."""
+
+    candidate: Candidate
+    score: float
+    features: np.ndarray
+    explanation: dict[str, float] | None = None
+
+
+def popularity_from_counts(
+    counts: Mapping[str, Mapping[str, int]], weights: Mapping[str, float] = ACTION_WEIGHTS
+) -> dict[str, float]:
+    """Action-weighted event counts per product (impressions weigh 0 by default)."""
+    return {
+        product: sum(weights.get(action, 0.0) * n for action, n in by_action.items())
+        for product, by_action in counts.items()
+    }
+
+
+class ContextRanker:
+    """Re-ranks first-stage candidates with an :class:`LTRModel` and shopper profiles.
+
+    ``model=None`` gives a ranker that only builds profiles and popularity (for training).
+    """
+
+    def __init__(
+        self,
+        model: LTRModel | None,
+        *,
+        events: EventSource | None,
+        products: Callable[[Sequence[str]], Mapping[str, Product]],
+        vectors: Callable[[Sequence[str]], np.ndarray | None] | None = None,
+        config: ProfileConfig | None = None,
+        popularity_ttl_s: float = 60.0,
+    ) -> None:
+        self.model = model
+        self.events = events
+        self.products = products
+        self.vectors = vectors
+        self.config = config or ProfileConfig()
+        self.popularity_ttl_s = popularity_ttl_s
+        self._popularity: tuple[float, dict[str, float]] | None = None
+
+    # ------------------------------------------------------------------ context
+
+    def popularity(self) -> dict[str, float]:
+        """Weighted event counts per product, re-read at most every ``popularity_ttl_s``."""
+        if self.events is None:
+            return {}
+        now = time.monotonic()
+        if self._popularity is None or now - self._popularity[0] > self.popularity_ttl_s:
+            counts = self.events.object_counts()
+            self._popularity = (now, popularity_from_counts(counts, self.config.action_weights))
+        return self._popularity[1]
+
+    def user_profile(self, user: str | None, *, before: float | None = None) -> Profile | None:
+        """The long-term profile, as of the user's latest event (or ``before``)."""
+        if not user or self.events is None:
+            return None
+        events = self.events.events_of_client(user)
+        if before is not None:
+            events = [e for e in events if e.timestamp < before]
+        if not events:
+            return None
+        now = before if before is not None else max(e.timestamp for e in events)
+        return self._profile(events, now, self.config.user_half_life_s)
+
+    def session_profile(
+        self,
+        session: str | None,
+        inline: Sequence[Any] = (),
+        *,
+        before: float | None = None,
+    ) -> Profile | None:
+        """The session's profile from its stored events plus ``inline`` events."""
+        events = list(inline)
+        if session and self.events is not None:
+            events += self.events.events_of_session(session)
+        if before is not None:
+            events = [e for e in events if e.timestamp < before]
+        if not events:
+            return None
+        now = before if before is not None else max(e.timestamp for e in events)
+        return self._profile(events, now, self.config.session_half_life_s)
+
+    def _profile(self, events: Sequence[Any], now: float, half_life_s: float) -> Profile:
+        ids = list(dict.fromkeys(e.object_id for e in events))
+        return build_profile(
+            events,
+            self.products(ids),
+            now=now,
+            half_life_s=half_life_s,
+            action_weights=self.config.action_weights,
+            vectors=self.vectors,
+        )
+
+    # ------------------------------------------------------------------ ranking
+
+    def features(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        user: Profile | None,
+        session: Profile | None,
+    ) -> np.ndarray:
+        return feature_matrix(candidates, user=user, session=session, popularity=self.popularity())
+
+    def rank(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        user: Profile | None = None,
+        session: Profile | None = None,
+        explain: bool = False,
+    ) -> list[Ranked]:
+        """Candidates ordered by the model's score (ties keep the first stage's order)."""
+        if not candidates:
+            return []
+        if self.model is None:
+            raise ValueError("this ContextRanker has no model (it only builds profiles)")
+        matrix = self.features(candidates, user=user, session=session)
+        scores = self.model.predict(matrix)
+        explanations = self.model.explain(matrix) if explain else [None] * len(candidates)
+        order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
+        return [Ranked(candidates[i], float(scores[i]), matrix[i], explanations[i]) for i in order]
