@@ -35,6 +35,8 @@ RETRIEVAL_PIPELINES = ("bm25", "dense", "hybrid")
 LTR_DIR = "ltr"
 #: How many hybrid candidates the personalized stage re-orders.
 PERSONAL_DEPTH = 50
+#: Products kept in the read cache (parsed from the store once per snapshot).
+DOC_CACHE_SIZE = 100_000
 DEFAULT_K = 10
 MAX_K = 1_000
 MAX_QUERY_CHARS = 1_000
@@ -77,6 +79,8 @@ class SearchPipeline:
         self._reranker: tuple[object, tuple[str, ...]] | None = None  # loaded on first use
         self._context: Any = None  # the personalized stage, loaded on first use
         self._events: Any = None
+        self._doc_cache: dict[str, Product] = {}
+        self._doc_cache_of: IndexSnapshot | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, encoder: Encoder | None = None) -> SearchPipeline:
@@ -173,6 +177,17 @@ class SearchPipeline:
     def get(self, product_id: str) -> Product | None:
         return self.store.get(product_id)
 
+    def documents(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Products by id from the catalog store, through a cache of the current snapshot
+        (a write replaces the snapshot and so empties the cache)."""
+        if self._doc_cache_of is not self.snapshot or len(self._doc_cache) > DOC_CACHE_SIZE:
+            self._doc_cache, self._doc_cache_of = {}, self.snapshot
+        cache = self._doc_cache
+        missing = [p for p in product_ids if p not in cache]
+        if missing:
+            cache.update(self.store.get_many(missing))
+        return {p: cache[p] for p in product_ids if p in cache}
+
     def search(
         self,
         query: str,
@@ -230,7 +245,7 @@ class SearchPipeline:
         candidates = sorted(set().union(*runs.values()))
         ranked = self._fuse(pipeline, query, candidates, runs, bm25_all, query_vector)
         top = ranked[:k]
-        docs = self.store.get_many([h.product_id for h in top]) if products else {}
+        docs = self.documents([h.product_id for h in top]) if products else {}
         hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in top]
         if explain:
             hits = self._explain(query, hits)
@@ -255,7 +270,7 @@ class SearchPipeline:
         pipeline = self._check(query, 1, pipeline)
         if pipeline == "personal":
             hits = self.rank(query, candidates, pipeline="hybrid")
-            docs = self.store.get_many([h.product_id for h in hits])
+            docs = self.documents([h.product_id for h in hits])
             hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits]
             return self._personalize(hits, user, session, (), explain=False)
         if pipeline == "rerank":
@@ -366,7 +381,7 @@ class SearchPipeline:
             self._context = ContextRanker(
                 LTRModel.load(self.directory.path / LTR_DIR),
                 events=self.events,
-                products=self.store.get_many,
+                products=self.documents,
                 vectors=self.product_vectors,
             )
         return self._context
@@ -418,7 +433,7 @@ class SearchPipeline:
             return []
         reranker, fields = self._load_reranker()
         missing = [h.product_id for h in hits if h.product_id not in docs]
-        docs = {**docs, **self.store.get_many(missing)} if missing else docs
+        docs = {**docs, **self.documents(missing)} if missing else docs
         texts = [product_text(docs[h.product_id], fields) for h in hits]
         priors = None
         if getattr(reranker, "prior_weight", 0.0) and "dense" in self.pipelines:

@@ -9,10 +9,24 @@ import sys
 from collections.abc import Sequence
 
 from shopsearch import __version__
-from shopsearch.cli import catalog_cmds, eval_cmd, search_cmd, train_cmd
+from shopsearch.cli import (
+    catalog_cmds,
+    context_cmd,
+    eval_cmd,
+    search_cmd,
+    simulate_cmd,
+    train_cmd,
+)
 from shopsearch.errors import ShopSearchError
 
-COMMANDS = (catalog_cmds, search_cmd, eval_cmd, train_cmd)
+COMMANDS = (
+    catalog_cmds,
+    search_cmd,
+    eval_cmd,
+    train_cmd,
+    simulate_cmd,
+    context_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,14 +114,19 @@ class LTRModel:
     def predict(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
-        return np.asarray(self.booster.predict(features, num_iteration=self._rounds()))
+        # One thread: for a page of candidates the pool's start-up costs more than it saves.
+        return np.asarray(
+            self.booster.predict(features, num_iteration=self._rounds(), num_threads=1)
+        )
 
     def explain(self, features: np.ndarray) -> list[dict[str, float]]:
         """Per row: the contribution of each feature group and ``base``; they sum to the score."""
         if len(features) == 0:
             return []
         contrib = np.asarray(
-            self.booster.predict(features, num_iteration=self._rounds(), pred_contrib=True)
+            self.booster.predict(
+                features, num_iteration=self._rounds(), pred_contrib=True, num_threads=1
+            )
         )
         index = {name: i for i, name in enumerate(FEATURES)}
         rows = []

@@ -27,6 +27,9 @@ from shopsearch.context.profiles import ACTION_WEIGHTS, Profile, ProfileConfig, 
 
 __all__ = ["ContextRanker", "EventSource", "Ranked", "popularity_from_counts"]
 
+#: Long-term profiles kept in memory (each invalidated when the event store changes).
+PROFILE_CACHE_SIZE = 50_000
+
 
 class EventSource(Protocol):
     """What the ranker reads from an event store (``shopsearch.events.EventStore``)."""
@@ -81,6 +84,7 @@ class ContextRanker:
         self.config = config or ProfileConfig()
         self.popularity_ttl_s = popularity_ttl_s
         self._popularity: tuple[float, dict[str, float]] | None = None
+        self._profiles: dict[str, tuple[Any, Profile | None]] = {}
 
     # ------------------------------------------------------------------ context
 
@@ -94,10 +98,32 @@ class ContextRanker:
             self._popularity = (now, popularity_from_counts(counts, self.config.action_weights))
         return self._popularity[1]
 
+    def _events_version(self) -> Any:
+        version = getattr(self.events, "version", None)
+        return version() if callable(version) else None
+
     def user_profile(self, user: str | None, *, before: float | None = None) -> Profile | None:
-        """The long-term profile, as of the user's latest event (or ``before``)."""
+        """The long-term profile, as of the user's latest event (or ``before``).
+
+        Cached per user until the event store changes (its ``version()``).
+        """
         if not user or self.events is None:
             return None
+        if before is None:
+            version = self._events_version()
+            cached = self._profiles.get(user)
+            if version is not None and cached is not None and cached[0] == version:
+                return cached[1]
+            profile = self._user_profile(user, None)
+            if version is not None:
+                if len(self._profiles) > PROFILE_CACHE_SIZE:
+                    self._profiles.clear()
+                self._profiles[user] = (version, profile)
+            return profile
+        return self._user_profile(user, before)
+
+    def _user_profile(self, user: str, before: float | None) -> Profile | None:
+        assert self.events is not None
         events = self.events.events_of_client(user)
         if before is not None:
             events = [e for e in events if e.timestamp < before]

@@ -142,7 +142,7 @@ def judgment_groups(
     progress: Progress = NULL_PROGRESS,
 ) -> LTRData:
     """One group per judged query: its hybrid top ``depth``, labelled by ESCI grade."""
-    data = data or LTRData()
+    data = LTRData() if data is None else data
     with progress.stage("Judged queries", len(qrels)) as advance:
         for query, judged in qrels.items():
             hits = pipeline.search(query, depth, pipeline="hybrid", facets=False).hits
@@ -168,7 +168,7 @@ def click_groups(
     ``ranker`` is a :class:`~.ranker.ContextRanker` (profiles and popularity); ``events``
     are the logged events to learn from (all actions, any order).
     """
-    data = data or LTRData()
+    data = LTRData() if data is None else data
     by_query: dict[str, list[Any]] = {}
     for event in events:
         by_query.setdefault(event.query_id, []).append(event)
