@@ -101,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seed",
         str(args.seed),
     )
-    for name in ("events.jsonl", "events_test_users.jsonl"):
-        shopsearch("events", "ingest", str(index), str(sim / name))
+    from shopsearch.events.store import EventStore
+
+    with EventStore.open(index) as store:  # = shopsearch events ingest DIR FILE
+        for name in ("events.jsonl", "events_test_users.jsonl"):
+            report = store.ingest_file(sim / name)
+            print(f"  ingested {name}: {report.events_stored:,} events")
     train_users = sim / "train_users.txt"
     users = json.loads((sim / "users.json").read_text())["users"]
     train_users.write_text("\n".join(u["user_id"] for u in users if u["group"] == "train") + "\n")

@@ -272,7 +272,7 @@ class SearchPipeline:
             hits = self.rank(query, candidates, pipeline="hybrid")
             docs = self.documents([h.product_id for h in hits])
             hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits]
-            return self._personalize(hits, user, session, (), explain=False)
+            return self._personalize(query, hits, user, session, (), explain=False)
         if pipeline == "rerank":
             hits = self.rank(query, candidates, pipeline="hybrid")
             return self._rerank(query, hits, {})
@@ -309,7 +309,7 @@ class SearchPipeline:
         first = self.search(
             query, depth, filters=filters, pipeline="hybrid", facets=facets, explain=explain
         )
-        head = self._personalize(first.hits, user, session, session_events, explain=explain)
+        head = self._personalize(query, first.hits, user, session, session_events, explain=explain)
         hits = head[:k]
         if not products:
             hits = [Hit(h.product_id, h.score, h.scores) for h in hits]
@@ -318,6 +318,7 @@ class SearchPipeline:
 
     def _personalize(
         self,
+        query: str,
         hits: list[Hit],
         user: str | None,
         session: str | None,
@@ -343,6 +344,7 @@ class SearchPipeline:
             for h in hits
         ]
         ranked = ranker.rank(
+            query,
             candidates,
             user=ranker.user_profile(user),
             session=ranker.session_profile(session, session_events),

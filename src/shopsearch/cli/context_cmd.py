@@ -41,8 +41,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from shopsearch.context.behaviour import QueryBehaviour
     from shopsearch.context.ltr import LTRModel
-    from shopsearch.context.ranker import ContextRanker, popularity_from_counts
+    from shopsearch.context.ranker import ContextRanker
     from shopsearch.context.training import LTRData, click_groups, judgment_groups
     from shopsearch.evaluation.judgments import load_judgments
     from shopsearch.evaluation.metrics import ndcg
@@ -53,7 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
     with SearchPipeline.open(args.index_dir) as pipeline:
         store = pipeline.events
         data = LTRData()
-        popularity = popularity_from_counts(store.object_counts())
+        behaviour = QueryBehaviour.from_store(store)
         if args.judgments is not None:
             qrels: dict[str, dict[str, float]] = {}
             for j in load_judgments(args.judgments):
@@ -63,7 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
                 pipeline,
                 qrels,
                 depth=args.depth,
-                popularity=popularity,
+                behaviour=behaviour,
                 data=data,
                 progress=progress,
             )

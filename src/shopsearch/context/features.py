@@ -3,7 +3,11 @@
 Groups (the unit of ``search --explain``):
 
 - ``retrieval``: BM25, dense and fused scores of the first stage and its rank;
-- ``product``: rating, number of ratings, popularity from events;
+- ``product``: rating and number of ratings;
+- ``behaviour``: what shoppers did after this same query (action-weighted interactions with
+  the product, and its share of all the query's interactions); 0 for a query never logged.
+  A query-independent popularity was tried and dropped: learned on logged queries, it
+  ranked unseen queries far below the first stage (nDCG@10 0.662 -> 0.444);
 - ``query``: how well the product's category matches the query's (estimated from the
   categories of the first stage's top results, weighted by their fused score);
 - ``user``: long-term affinities to the product's brand, categories, colour, its price
@@ -19,8 +23,9 @@ also what the model sees for the judgments that carry no user.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +37,8 @@ __all__ = ["FEATURES", "FEATURE_GROUPS", "Candidate", "feature_matrix", "group_o
 
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "retrieval": ("bm25", "dense", "fused", "first_stage_rank"),
-    "product": ("rating", "log_rating_count", "popularity"),
+    "product": ("rating", "log_rating_count"),
+    "behaviour": ("query_interactions", "query_interaction_share"),
     "query": ("query_category_match",),
     "user": (
         "user_brand",
@@ -98,17 +104,26 @@ def feature_matrix(
     *,
     user: Profile | None = None,
     session: Profile | None = None,
-    popularity: Mapping[str, float] | None = None,
+    behaviour: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(len(candidates), len(FEATURES))`` float32, rows in candidate order (first stage's)."""
+    """``(len(candidates), len(FEATURES))`` float32, rows in candidate order (first stage's).
+
+    ``behaviour``: the action-weighted interactions of earlier shoppers with each candidate
+    after the same query (:class:`~shopsearch.context.behaviour.QueryBehaviour`).
+    """
     out = np.zeros((len(candidates), len(FEATURES)), dtype=np.float32)
     query_categories = _query_categories(candidates)
-    popularity = popularity or {}
+    if behaviour is not None and len(behaviour):
+        weights = np.asarray(behaviour, dtype=np.float64)
+        out[:, _INDEX["query_interactions"]] = np.log1p(weights)
+        total = weights.sum()
+        if total > 0:
+            out[:, _INDEX["query_interaction_share"]] = weights / total
     user_size = math.log1p(user.weight) if user is not None and not user.empty else 0.0
     session_size = math.log1p(session.weight) if session is not None and not session.empty else 0.0
+    facets = [_facets(c.product.brand, c.product.color, c.product.category) for c in candidates]
     for row, c in enumerate(candidates):
         p = c.product
-        values = facet_values(p)
         f = out[row]
         f[_INDEX["bm25"]] = c.bm25
         f[_INDEX["dense"]] = c.dense
@@ -116,20 +131,42 @@ def feature_matrix(
         f[_INDEX["first_stage_rank"]] = 1.0 / (1.0 + row)
         f[_INDEX["rating"]] = p.rating or 0.0
         f[_INDEX["log_rating_count"]] = math.log1p(p.rating_count or 0)
-        f[_INDEX["popularity"]] = math.log1p(popularity.get(c.product_id, 0.0))
-        f[_INDEX["query_category_match"]] = query_categories.get(values["category2"], 0.0)
-        if user is not None and not user.empty:
-            f[_INDEX["user_brand"]] = user.affinity("brand", p.brand)
-            f[_INDEX["user_category1"]] = user.affinity("category1", values["category1"])
-            f[_INDEX["user_category2"]] = user.affinity("category2", values["category2"])
-            f[_INDEX["user_color"]] = user.affinity("color", p.color)
-            f[_INDEX["user_price_fit"]] = user.price_fit(p.price)
-            f[_INDEX["user_history_sim"]] = user.similarity(c.vector)
-            f[_INDEX["user_history_size"]] = user_size
-        if session is not None and not session.empty:
-            f[_INDEX["session_brand"]] = session.affinity("brand", p.brand)
-            f[_INDEX["session_category2"]] = session.affinity("category2", values["category2"])
-            f[_INDEX["session_color"]] = session.affinity("color", p.color)
-            f[_INDEX["session_history_sim"]] = session.similarity(c.vector)
-            f[_INDEX["session_history_size"]] = session_size
+        f[_INDEX["query_category_match"]] = query_categories.get(facets[row]["category2"], 0.0)
+    if user is not None and not user.empty:
+        _personal_columns(out, "user", user, candidates, facets, USER_FACETS)
+        out[:, _INDEX["user_price_fit"]] = [user.price_fit(c.product.price) for c in candidates]
+        out[:, _INDEX["user_history_size"]] = user_size
+    if session is not None and not session.empty:
+        _personal_columns(out, "session", session, candidates, facets, SESSION_FACETS)
+        out[:, _INDEX["session_history_size"]] = session_size
     return out
+
+
+USER_FACETS = ("brand", "category1", "category2", "color")
+SESSION_FACETS = ("brand", "category2", "color")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _facets(brand: str, color: str, category: tuple[str, ...]) -> dict[str, str]:
+    return facet_values(Product(id="", title="", brand=brand, color=color, category=category))
+
+
+def _personal_columns(
+    out: np.ndarray,
+    prefix: str,
+    profile: Profile,
+    candidates: Sequence[Candidate],
+    facets: Sequence[dict[str, str]],
+    names: Sequence[str],
+) -> None:
+    """Affinity columns (``{prefix}_{facet}``) and the history similarity of one profile."""
+    for facet in names:
+        shares = profile.affinities.get(facet, {})
+        if shares:
+            column = _INDEX[f"{prefix}_{facet}"]
+            out[:, column] = [shares.get(values[facet], 0.0) for values in facets]
+    if profile.embedding is not None:
+        rows = [i for i, c in enumerate(candidates) if c.vector is not None]
+        if rows:
+            matrix = np.stack([candidates[i].vector for i in rows])
+            out[rows, _INDEX[f"{prefix}_history_sim"]] = matrix @ profile.embedding

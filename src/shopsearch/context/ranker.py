@@ -21,11 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from shopsearch.catalog.schema import Product
+from shopsearch.context.behaviour import QueryBehaviour
 from shopsearch.context.features import Candidate, feature_matrix
 from shopsearch.context.ltr import LTRModel
-from shopsearch.context.profiles import ACTION_WEIGHTS, Profile, ProfileConfig, build_profile
+from shopsearch.context.profiles import Profile, ProfileConfig, build_profile
 
-__all__ = ["ContextRanker", "EventSource", "Ranked", "popularity_from_counts"]
+__all__ = ["ContextRanker", "EventSource", "Ranked"]
 
 #: Long-term profiles kept in memory (each invalidated when the event store changes).
 PROFILE_CACHE_SIZE = 50_000
@@ -51,20 +52,10 @@ class Ranked:
     explanation: dict[str, float] | None = None
 
 
-def popularity_from_counts(
-    counts: Mapping[str, Mapping[str, int]], weights: Mapping[str, float] = ACTION_WEIGHTS
-) -> dict[str, float]:
-    """Action-weighted event counts per product (impressions weigh 0 by default)."""
-    return {
-        product: sum(weights.get(action, 0.0) * n for action, n in by_action.items())
-        for product, by_action in counts.items()
-    }
-
-
 class ContextRanker:
     """Re-ranks first-stage candidates with an :class:`LTRModel` and shopper profiles.
 
-    ``model=None`` gives a ranker that only builds profiles and popularity (for training).
+    ``model=None`` gives a ranker that only builds profiles and behaviour (for training).
     """
 
     def __init__(
@@ -75,28 +66,36 @@ class ContextRanker:
         products: Callable[[Sequence[str]], Mapping[str, Product]],
         vectors: Callable[[Sequence[str]], np.ndarray | None] | None = None,
         config: ProfileConfig | None = None,
-        popularity_ttl_s: float = 60.0,
+        behaviour_ttl_s: float = 60.0,
     ) -> None:
         self.model = model
         self.events = events
         self.products = products
         self.vectors = vectors
         self.config = config or ProfileConfig()
-        self.popularity_ttl_s = popularity_ttl_s
-        self._popularity: tuple[float, dict[str, float]] | None = None
+        self.behaviour_ttl_s = behaviour_ttl_s
+        self._behaviour: tuple[float, Any, QueryBehaviour] | None = None
         self._profiles: dict[str, tuple[Any, Profile | None]] = {}
 
     # ------------------------------------------------------------------ context
 
-    def popularity(self) -> dict[str, float]:
-        """Weighted event counts per product, re-read at most every ``popularity_ttl_s``."""
+    def behaviour(self) -> QueryBehaviour:
+        """Interactions per (query, product), re-read when the event store has changed
+        (its ``version()``), else at most every ``behaviour_ttl_s`` seconds."""
         if self.events is None:
-            return {}
+            return QueryBehaviour()
+        version = self._events_version()
         now = time.monotonic()
-        if self._popularity is None or now - self._popularity[0] > self.popularity_ttl_s:
-            counts = self.events.object_counts()
-            self._popularity = (now, popularity_from_counts(counts, self.config.action_weights))
-        return self._popularity[1]
+        cached = self._behaviour
+        fresh = cached is not None and (
+            cached[1] == version if version is not None else now - cached[0] < self.behaviour_ttl_s
+        )
+        if not fresh:
+            behaviour = QueryBehaviour.from_store(self.events, self.config.action_weights)
+            self._behaviour = (now, version, behaviour)
+            return behaviour
+        assert cached is not None
+        return cached[2]
 
     def _events_version(self) -> Any:
         version = getattr(self.events, "version", None)
@@ -165,27 +164,49 @@ class ContextRanker:
 
     def features(
         self,
+        query: str,
         candidates: Sequence[Candidate],
         *,
         user: Profile | None,
         session: Profile | None,
+        exclude_client: str | None = None,
     ) -> np.ndarray:
-        return feature_matrix(candidates, user=user, session=session, popularity=self.popularity())
+        behaviour = self.behaviour().weights(
+            query, [c.product_id for c in candidates], exclude_client=exclude_client
+        )
+        return feature_matrix(candidates, user=user, session=session, behaviour=behaviour)
+
+    def has_context(self, query: str, user: Profile | None, session: Profile | None) -> bool:
+        """Whether anything personal or behavioural is known for this search."""
+        if (user is not None and not user.empty) or (session is not None and not session.empty):
+            return True
+        return self.behaviour().knows(query)
 
     def rank(
         self,
+        query: str,
         candidates: Sequence[Candidate],
         *,
         user: Profile | None = None,
         session: Profile | None = None,
         explain: bool = False,
     ) -> list[Ranked]:
-        """Candidates ordered by the model's score (ties keep the first stage's order)."""
+        """Candidates ordered by the model's score (ties keep the first stage's order).
+
+        Without any context (no profile, and nobody has interacted with this query's
+        results) the first stage's order and fused scores are kept: a model learned from
+        logged queries has nothing to add there and measurably less to trust.
+        """
         if not candidates:
             return []
         if self.model is None:
             raise ValueError("this ContextRanker has no model (it only builds profiles)")
-        matrix = self.features(candidates, user=user, session=session)
+        matrix = self.features(query, candidates, user=user, session=session)
+        if not self.has_context(query, user, session):
+            return [
+                Ranked(c, c.fused, matrix[i], {"retrieval": c.fused} if explain else None)
+                for i, c in enumerate(candidates)
+            ]
         scores = self.model.predict(matrix)
         explanations = self.model.explain(matrix) if explain else [None] * len(candidates)
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))

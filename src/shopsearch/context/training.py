@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from shopsearch.context.behaviour import QueryBehaviour
 from shopsearch.context.features import Candidate, feature_matrix
 from shopsearch.progress import NULL_PROGRESS, Progress
 
@@ -137,7 +138,7 @@ def judgment_groups(
     qrels: Mapping[str, Mapping[str, float]],
     *,
     depth: int = 50,
-    popularity: Mapping[str, float] | None = None,
+    behaviour: QueryBehaviour | None = None,
     data: LTRData | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> LTRData:
@@ -147,9 +148,16 @@ def judgment_groups(
         for query, judged in qrels.items():
             hits = pipeline.search(query, depth, pipeline="hybrid", facets=False).hits
             candidates = candidates_of(pipeline, hits)
-            x = feature_matrix(candidates, popularity=popularity)
+            weights = None
+            if behaviour is not None:
+                weights = behaviour.weights(query, [c.product_id for c in candidates])
+            x = feature_matrix(candidates, behaviour=weights)
             y = np.array([grade(judged.get(c.product_id, 0.0)) for c in candidates])
             data.add(query, "judgments", x, y, np.full(len(y), JUDGED_POSITION))
+            if weights is not None and weights.any():
+                # The same query as if never logged: teaches the no-behaviour regime too.
+                x = feature_matrix(candidates)
+                data.add(query, "judgments", x, y, np.full(len(y), JUDGED_POSITION))
             advance(1)
     return data
 
@@ -198,8 +206,8 @@ def click_groups(
             first = logged[0]
             user = ranker.user_profile(first.client_id, before=asked)
             session = ranker.session_profile(first.session_id, before=asked)
-            x = feature_matrix(
-                candidates, user=user, session=session, popularity=ranker.popularity()
+            x = ranker.features(
+                text, candidates, user=user, session=session, exclude_client=first.client_id
             )
             y = np.array([best.get(c.product_id, 0) for c in candidates])
             pos = np.array([position[c.product_id] for c in candidates])

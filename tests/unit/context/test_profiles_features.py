@@ -112,13 +112,16 @@ def candidates() -> list[Candidate]:
 
 
 def test_features_without_a_shopper_leave_personal_groups_at_zero():
-    x = feature_matrix(candidates(), popularity={"nike-run": 7.0})
+    x = feature_matrix(candidates(), behaviour=[0.0, 7.0, 1.0])
     f = {name: x[:, i] for i, name in enumerate(FEATURES)}
     np.testing.assert_allclose(f["bm25"], [2.0, 1.0, 0.0])
     np.testing.assert_allclose(f["first_stage_rank"], [1.0, 0.5, 1 / 3])
     np.testing.assert_allclose(f["rating"], [4.0, 4.5, 0.0])
     np.testing.assert_allclose(f["log_rating_count"], [0.0, math.log1p(99), 0.0], rtol=1e-6)
-    np.testing.assert_allclose(f["popularity"], [0.0, math.log1p(7.0), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        f["query_interactions"], [0.0, math.log1p(7.0), math.log1p(1.0)], rtol=1e-6
+    )
+    np.testing.assert_allclose(f["query_interaction_share"], [0.0, 7 / 8, 1 / 8], rtol=1e-6)
     # fused scores 0.03, 0.02, 0.01: softmax weights over their std; the mug has no level 2
     scores = np.array([0.03, 0.02, 0.01])
     w = np.exp((scores - scores.max()) / scores.std())
@@ -127,6 +130,7 @@ def test_features_without_a_shopper_leave_personal_groups_at_zero():
     for name in FEATURES:
         if name.startswith(("user_", "session_")):
             assert not f[name].any(), name
+    assert not feature_matrix(candidates())[:, FEATURES.index("query_interactions")].any()
 
 
 def test_features_for_a_hand_made_user_and_session():
