@@ -10,6 +10,7 @@
     ├── ModelLoadError          an encoder or model cannot be loaded
     ├── InvalidQueryError       a query, filter or option is malformed
     ├── JudgmentsError          an evaluation judgments file is malformed
+    ├── EventRecordError        a user-behaviour event record (or events file) is unusable
     └── MissingDependencyError  an optional extra is not installed
 
 Warnings we emit derive from :class:`ShopSearchWarning`.
@@ -68,6 +69,25 @@ class InvalidQueryError(ShopSearchError):
 
 class JudgmentsError(ShopSearchError):
     """A judgments file is malformed; the message names file and line."""
+
+
+class EventRecordError(ShopSearchError):
+    """A user-behaviour event record is unusable, or an events file cannot be read.
+
+    ``location`` says where (``file:line`` for a record, the file for a whole file) and
+    ``reason`` says why; the message is ``"{location}: {reason}"``.
+
+    >>> str(EventRecordError("events.jsonl:3", "missing required field 'query_id'"))
+    "events.jsonl:3: missing required field 'query_id'"
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{location}: {reason}" if location else reason)
+
+    def __reduce__(self) -> tuple[type[EventRecordError], tuple[str, str]]:
+        return (type(self), (self.location, self.reason))
 
 
 class MissingDependencyError(ShopSearchError, ImportError):

@@ -13,6 +13,7 @@ from shopsearch.cli import (
     catalog_cmds,
     context_cmd,
     eval_cmd,
+    events_cmd,
     search_cmd,
     simulate_cmd,
     train_cmd,
@@ -26,6 +27,7 @@ COMMANDS = (
     train_cmd,
     simulate_cmd,
     context_cmd,
+    events_cmd,
 )
 
 
