@@ -121,9 +121,18 @@ class ContextRanker:
             return profile
         return self._user_profile(user, before)
 
-    def _user_profile(self, user: str, before: float | None) -> Profile | None:
+    def _interactions(self, *, client_id: str | None = None, session_id: str | None = None):  # noqa: ANN202
+        """Light (action, product, time) rows when the store offers them, else full events."""
         assert self.events is not None
-        events = self.events.events_of_client(user)
+        light = getattr(self.events, "interactions", None)
+        if callable(light):
+            return light(client_id=client_id, session_id=session_id)
+        if client_id is not None:
+            return self.events.events_of_client(client_id)
+        return self.events.events_of_session(session_id or "")
+
+    def _user_profile(self, user: str, before: float | None) -> Profile | None:
+        events = self._interactions(client_id=user)
         if before is not None:
             events = [e for e in events if e.timestamp < before]
         if not events:
@@ -141,7 +150,7 @@ class ContextRanker:
         """The session's profile from its stored events plus ``inline`` events."""
         events = list(inline)
         if session and self.events is not None:
-            events += self.events.events_of_session(session)
+            events += self._interactions(session_id=session)
         if before is not None:
             events = [e for e in events if e.timestamp < before]
         if not events:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shopsearch.errors import (
     EventRecordError,
@@ -177,6 +177,14 @@ class RetentionPolicy:
             and self.max_events >= 0
         ):
             raise InvalidQueryError(f"max_events must be an integer >= 0, not {self.max_events!r}")
+
+
+class Interaction(NamedTuple):
+    """What a profile needs of an event."""
+
+    action_name: str
+    object_id: str
+    timestamp: float
 
 
 class EventStore:
@@ -456,6 +464,29 @@ class EventStore:
             (session_id,),
         )
         return [_event(row) for row in rows]
+
+    def interactions(
+        self, *, client_id: str | None = None, session_id: str | None = None
+    ) -> list[Interaction]:
+        """The non-impression events of a user or a session, oldest first, as light
+        ``(action_name, object_id, timestamp)`` tuples (what profiles read; no JSON to
+        decode, so a search can afford it)."""
+        if (client_id is None) == (session_id is None):
+            raise ValueError("give exactly one of client_id and session_id")
+        column, value = (
+            ("client_id", client_id)
+            if client_id is not None
+            else (
+                "session_id",
+                session_id,
+            )
+        )
+        rows = self._db.execute(
+            f"SELECT action_name, object_id, timestamp FROM events WHERE {column} = ? "
+            "AND action_name != 'impression' ORDER BY timestamp, event_id",
+            (value,),
+        )
+        return [Interaction(*row) for row in rows]
 
     def events_of_object(self, object_id: str) -> list[EventRecord]:
         """A product's events, oldest first."""
