@@ -148,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         report = evaluate(path, "hybrid,personal")
         results[name] = {p: s for p, s in report["pipelines"].items()}
+    # The same personal pipeline without the shoppers' own context: unknown user ids.
+    anonymous = work / "test_holdout_anonymous.jsonl"
+    anonymous.write_text(
+        "".join(
+            json.dumps({**r, "user_id": "anonymous-" + r["user_id"]}) + "\n"
+            for r in groups["test users (held-out sessions)"]
+        )
+    )
+    report = evaluate(anonymous, "personal")
+    results["test users, personal pipeline without their context"] = report["pipelines"]
     pipelines = "hybrid,personal"
     report = evaluate(b_file, pipelines)
     results["ESCI half B, no users"] = {p: s for p, s in report["pipelines"].items()}
@@ -157,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         h = results[name]["hybrid"]["ndcg@10"]
         p = results[name]["personal"]["ndcg@10"]
         print(f"  {name:34} hybrid {h:.4f}  personal {p:.4f}  ratio {p / h:.3f}")
+    alone = results["test users, personal pipeline without their context"]["personal"]["ndcg@10"]
+    with_context = results["test users (held-out sessions)"]["personal"]["ndcg@10"]
+    print(
+        f"  {'test users: with vs without context':34} without {alone:.4f}  with "
+        f"{with_context:.4f}  ratio {with_context / alone:.3f}"
+    )
     for name in ("hybrid", "personal"):
         s = results["test users (held-out sessions)"][name]
         print(f"  latency {name:9} p50 {s['p50_ms']:.1f} ms  p95 {s['p95_ms']:.1f} ms")
