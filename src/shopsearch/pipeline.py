@@ -177,6 +177,11 @@ class SearchPipeline:
     def get(self, product_id: str) -> Product | None:
         return self.store.get(product_id)
 
+    def with_documents(self, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits with their products attached (from :meth:`documents`)."""
+        docs = self.documents([h.product_id for h in hits])
+        return [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits]
+
     def documents(self, product_ids: Sequence[str]) -> dict[str, Product]:
         """Products by id from the catalog store, through a cache of the current snapshot
         (a write replaces the snapshot and so empties the cache)."""
@@ -210,20 +215,35 @@ class SearchPipeline:
         started = time.perf_counter()
         pipeline = self._check(query, k, pipeline)
         if pipeline == "personal":
-            return self._search_personal(
+
+            def personalize(hits: list[Hit]) -> list[Hit]:
+                return self._personalize(
+                    query, hits, user, session, session_events, explain=explain
+                )
+
+            return self._search_second_stage(
+                "personal",
                 query,
                 k,
+                PERSONAL_DEPTH,
+                personalize,
                 filters,
                 facets,
                 products,
                 explain,
                 started,
-                user,
-                session,
-                session_events,
             )
         if pipeline == "rerank":
-            return self._search_reranked(query, k, filters, facets, products, explain, started)
+            rerank_k = self.config.reranker.k
+
+            def rerank(hits: list[Hit]) -> list[Hit]:
+                docs = {h.product_id: h.product for h in hits if h.product is not None}
+                head = self._rerank(query, hits[:rerank_k], docs)
+                return head + hits[len(head) :]
+
+            return self._search_second_stage(
+                "rerank", query, k, rerank_k, rerank, filters, facets, products, explain, started
+            )
         filters = filters or Filters()
         snapshot = self.snapshot
         filter_mask = snapshot.columns.mask(filters)  # None: no filters
@@ -269,9 +289,7 @@ class SearchPipeline:
         """Order the given products for ``query``; unknown ids are left out."""
         pipeline = self._check(query, 1, pipeline)
         if pipeline == "personal":
-            hits = self.rank(query, candidates, pipeline="hybrid")
-            docs = self.documents([h.product_id for h in hits])
-            hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits]
+            hits = self.with_documents(self.rank(query, candidates, pipeline="hybrid"))
             return self._personalize(query, hits, user, session, (), explain=False)
         if pipeline == "rerank":
             hits = self.rank(query, candidates, pipeline="hybrid")
@@ -292,29 +310,33 @@ class SearchPipeline:
         return self._fuse(pipeline, query, rows, runs, None, None)
 
     # the personalized stage
-    def _search_personal(
+    def _search_second_stage(
         self,
+        name: str,
         query: str,
         k: int,
+        depth: int,
+        restage: Any,
         filters: Filters | None,
         facets: bool,
         products: bool,
         explain: bool,
         started: float,
-        user: str | None,
-        session: str | None,
-        session_events: Sequence[Any],
     ) -> SearchResult:
-        depth = max(k, PERSONAL_DEPTH)
+        """Hybrid retrieval of ``max(k, depth)`` results, re-ordered by ``restage(hits)``."""
         first = self.search(
-            query, depth, filters=filters, pipeline="hybrid", facets=facets, explain=explain
+            query,
+            max(k, depth),
+            filters=filters,
+            pipeline="hybrid",
+            facets=facets,
+            explain=explain,
         )
-        head = self._personalize(query, first.hits, user, session, session_events, explain=explain)
-        hits = head[:k]
+        hits = restage(first.hits)[:k]
         if not products:
             hits = [Hit(h.product_id, h.score, h.scores) for h in hits]
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(query, "personal", hits, first.facets, first.candidates, took)
+        return SearchResult(query, name, hits, first.facets, first.candidates, took)
 
     def _personalize(
         self,
@@ -327,22 +349,8 @@ class SearchPipeline:
         explain: bool,
     ) -> list[Hit]:
         """Re-order ``hits`` (with products and hybrid scores) by the LTR model."""
-        from shopsearch.context.features import Candidate
-
         ranker = self.context_ranker()
-        snapshot = self.snapshot
-        vectors = snapshot.vectors.vectors
-        candidates = [
-            Candidate(
-                h.product_id,
-                float(h.scores.get("bm25", 0.0)),
-                float(h.scores.get("dense", 0.0)),
-                float(h.scores.get("fused", h.score)),
-                h.product if h.product is not None else Product(id=h.product_id, title=""),
-                vectors[snapshot.id_to_row[h.product_id]],
-            )
-            for h in hits
-        ]
+        candidates = self.candidates(hits)
         ranked = ranker.rank(
             query,
             candidates,
@@ -388,6 +396,25 @@ class SearchPipeline:
             )
         return self._context
 
+    def candidates(self, hits: Sequence[Hit]) -> list[Any]:
+        """Context-feature inputs of first-stage hits (their component scores, product and
+        indexed vector): :class:`shopsearch.context.features.Candidate`."""
+        from shopsearch.context.features import Candidate
+
+        snapshot = self.snapshot
+        vectors = snapshot.vectors.vectors
+        return [
+            Candidate(
+                h.product_id,
+                float(h.scores.get("bm25", 0.0)),
+                float(h.scores.get("dense", 0.0)),
+                float(h.scores.get("fused", h.score)),
+                h.product if h.product is not None else Product(id=h.product_id, title=""),
+                vectors[snapshot.id_to_row[h.product_id]],
+            )
+            for h in hits
+        ]
+
     def product_vectors(self, product_ids: Sequence[str]) -> np.ndarray | None:
         """The indexed dense vector of each product (zeros for one that is not indexed)."""
         if not product_ids:
@@ -402,28 +429,6 @@ class SearchPipeline:
         return out
 
     # the cross-encoder stage
-    def _search_reranked(
-        self,
-        query: str,
-        k: int,
-        filters: Filters | None,
-        facets: bool,
-        products: bool,
-        explain: bool,
-        started: float,
-    ) -> SearchResult:
-        depth = max(k, self.config.reranker.k)
-        first = self.search(
-            query, depth, filters=filters, pipeline="hybrid", facets=facets, explain=explain
-        )
-        docs = {h.product_id: h.product for h in first.hits if h.product is not None}
-        head = self._rerank(query, first.hits[: self.config.reranker.k], docs)
-        hits = (head + first.hits[len(head) :])[:k]
-        if not products:
-            hits = [Hit(h.product_id, h.score, h.scores) for h in hits]
-        took = (time.perf_counter() - started) * 1000
-        return SearchResult(query, "rerank", hits, first.facets, first.candidates, took)
-
     def _rerank(self, query: str, hits: list[Hit], docs: Mapping[str, Product]) -> list[Hit]:
         """Re-score ``hits`` with the cross-encoder, best first.
 

@@ -22,14 +22,13 @@ from typing import Any
 import numpy as np
 
 from shopsearch.context.behaviour import QueryBehaviour
-from shopsearch.context.features import Candidate, feature_matrix
+from shopsearch.context.features import feature_matrix
 from shopsearch.progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "ACTION_GRADES",
     "GRADE_OF_GAIN",
     "LTRData",
-    "candidates_of",
     "click_groups",
     "judgment_groups",
 ]
@@ -115,24 +114,6 @@ class LTRData:
         }
 
 
-def candidates_of(pipeline: Any, hits: Sequence[Any]) -> list[Candidate]:
-    """Feature inputs of hybrid hits (which carry their products and component scores)."""
-    snapshot = pipeline.snapshot
-    vectors = snapshot.vectors.vectors
-    return [
-        Candidate(
-            h.product_id,
-            float(h.scores.get("bm25", 0.0)),
-            float(h.scores.get("dense", 0.0)),
-            float(h.scores.get("fused", h.score)),
-            h.product,
-            vectors[snapshot.id_to_row[h.product_id]],
-        )
-        for h in hits
-        if h.product is not None
-    ]
-
-
 def judgment_groups(
     pipeline: Any,
     qrels: Mapping[str, Mapping[str, float]],
@@ -147,7 +128,7 @@ def judgment_groups(
     with progress.stage("Judged queries", len(qrels)) as advance:
         for query, judged in qrels.items():
             hits = pipeline.search(query, depth, pipeline="hybrid", facets=False).hits
-            candidates = candidates_of(pipeline, hits)
+            candidates = pipeline.candidates(hits)
             weights = None
             if behaviour is not None:
                 weights = behaviour.weights(query, [c.product_id for c in candidates])
@@ -196,12 +177,8 @@ def click_groups(
             for e in logged:
                 g = ACTION_GRADES.get(e.action_name, 0)
                 best[e.object_id] = max(best.get(e.object_id, 0), g)
-            hits = pipeline.rank(text, ids, pipeline="hybrid")
-            docs = pipeline.store.get_many([h.product_id for h in hits])
-            hits = [
-                h.__class__(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in hits
-            ]
-            candidates = candidates_of(pipeline, hits)
+            hits = pipeline.with_documents(pipeline.rank(text, ids, pipeline="hybrid"))
+            candidates = pipeline.candidates(hits)
             asked = min(e.timestamp for e in shown)
             first = logged[0]
             user = ranker.user_profile(first.client_id, before=asked)
