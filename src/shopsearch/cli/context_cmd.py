@@ -42,13 +42,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from shopsearch.context.behaviour import QueryBehaviour
-    from shopsearch.context.ltr import LTRModel
+    from shopsearch.context.features import FEATURES
+    from shopsearch.context.ltr import PERSONAL_FEATURES, LTRModel
     from shopsearch.context.ranker import ContextRanker
     from shopsearch.context.training import LTRData, click_groups, judgment_groups
     from shopsearch.evaluation.judgments import load_judgments
     from shopsearch.evaluation.metrics import ndcg
     from shopsearch.pipeline import LTR_DIR, SearchPipeline
 
+    personal_columns = [FEATURES.index(name) for name in PERSONAL_FEATURES]
     started = time.perf_counter()
     progress = RichProgress()
     with SearchPipeline.open(args.index_dir) as pipeline:
@@ -93,9 +95,12 @@ def run_train(args: argparse.Namespace) -> int:
                 "(shopsearch events ingest DIR FILE)"
             )
         train, valid = data.split(0.2)
-        x, y, groups, positions = train.arrays()
-        vx, vy, vg, _ = valid.arrays() if len(valid) else (None, None, None, None)
-        uses_positions = "clicks" in train.kinds
+        # 1. The base model: relevance from judgments and logged searches, with the
+        #    shopper's own context hidden (what every anonymous search gets).
+        base_train, base_valid = train.without(personal_columns), valid.without(personal_columns)
+        x, y, groups, positions = base_train.arrays()
+        vx, vy, vg, _ = base_valid.arrays() if len(base_valid) else (None, None, None, None)
+        uses_positions = "clicks" in base_train.kinds
         model = LTRModel.fit(
             x,
             y,
@@ -105,6 +110,20 @@ def run_train(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             meta={"data": data.counts(), "judgments": str(args.judgments or "")},
         )
+        # 2. The personal stage: what the shopper's own history adds, learned from logged
+        #    searches (with the profile as it was before each search).
+        clicks_train, clicks_valid = train.of_kind("clicks"), valid.of_kind("clicks")
+        if len(clicks_train):
+            x, y, groups, positions = clicks_train.arrays()
+            vx, vy, vg, _ = clicks_valid.arrays() if len(clicks_valid) else (None,) * 4
+            model = model.fit_personal(
+                x,
+                y,
+                groups,
+                positions=positions,
+                valid=(vx, vy, vg) if vx is not None else None,
+                rounds=args.rounds,
+            )
         summary = {"training": train.counts(), "validation": valid.counts()}
         if len(valid):
             summary["validation_ndcg@10"] = _validation_ndcg(model, valid, ndcg)

@@ -84,6 +84,20 @@ class LTRData:
                 )
         return out
 
+    def of_kind(self, kind: str) -> LTRData:
+        return self.subset([k == kind for k in self.kinds])
+
+    def without(self, columns: Sequence[int]) -> LTRData:
+        """A copy whose ``columns`` are 0 in every row (e.g. the shopper's own context)."""
+        out = LTRData()
+        for name, kind, x, y, pos in zip(
+            self.names, self.kinds, self.features, self.labels, self.positions, strict=True
+        ):
+            x = x.copy()
+            x[:, columns] = 0.0
+            out.add(name, kind, x, y, pos)
+        return out
+
     def split(self, validation_share: float = 0.2, seed: int = 13) -> tuple[LTRData, LTRData]:
         """By query text (hashed with the seed), so a query's groups stay on one side."""
 
