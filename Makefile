@@ -10,7 +10,9 @@ SAMPLE := src/shopsearch/datasets/esci_us
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: setup demo test test-slow bench check clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup browser demo test test-slow bench check clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,19 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# Headless Chromium for the storefront's browser test (Debian package; Playwright's own
+# browser download is not used). Installed when missing and we may (root + apt-get);
+# otherwise the browser test is skipped with a message.
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian) for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "no $(CHROMIUM): the browser test will be skipped (apt-get install chromium)"; \
+	  fi; \
+	fi
+
 demo: setup
 	$(BIN)/shopsearch index $(SAMPLE)/products.jsonl.gz --out $(INDEX)
 	$(BIN)/shopsearch search $(INDEX) "ugg slippers women" "toddler water bottle without straw" -k 5
@@ -29,7 +44,7 @@ demo: setup
 	$(BIN)/shopsearch search $(INDEX) "保温杯 water bottle" -k 3
 	$(BIN)/shopsearch eval $(INDEX) --judgments $(SAMPLE)/judgments.jsonl --protocol retrieve --pipeline all
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-slow: setup

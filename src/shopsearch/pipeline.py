@@ -9,6 +9,7 @@ Later stages (cross-encoder reranking, personalization) plug in after fusion.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ import numpy as np
 from shopsearch.catalog.schema import Product
 from shopsearch.catalog.store import CatalogStore
 from shopsearch.config import IndexConfig
-from shopsearch.errors import InvalidQueryError
-from shopsearch.index.directory import IndexDirectory
+from shopsearch.errors import IndexLockedError, InvalidQueryError
+from shopsearch.index.directory import SNAPSHOTS, IndexDirectory
 from shopsearch.index.filters import Filters
 from shopsearch.index.fusion import reciprocal_rank_fusion, weighted_sum
 from shopsearch.index.snapshot import IndexSnapshot
@@ -63,7 +64,12 @@ class SearchResult:
 
 
 class SearchPipeline:
-    """Search one index directory. Open it once, then call :meth:`search` / :meth:`rank`."""
+    """Search one index directory. Open it once, then call :meth:`search` / :meth:`rank`.
+
+    Thread-safe for concurrent searches, also while another thread writes: a write
+    (:meth:`upsert`, :meth:`delete`) builds a new snapshot and swaps it in when committed
+    (copy-on-write), and each search reads the one snapshot it started with.
+    """
 
     def __init__(
         self,
@@ -81,6 +87,8 @@ class SearchPipeline:
         self._events: Any = None
         self._doc_cache: dict[str, Product] = {}
         self._doc_cache_of: IndexSnapshot | None = None
+        self._write_lock = threading.RLock()  # one writer at a time within this process
+        self._load_lock = threading.RLock()  # stages loaded on first use are loaded once
 
     @classmethod
     def open(cls, path: str | Path, *, encoder: Encoder | None = None) -> SearchPipeline:
@@ -160,18 +168,31 @@ class SearchPipeline:
 
     def delete(self, product_ids: Sequence[str]) -> int:
         """Remove products by id; returns how many existed."""
-        known = [pid for pid in dict.fromkeys(product_ids) if pid in self.snapshot.id_to_row]
-        self._write([], known, NULL_PROGRESS)
+        with self._write_lock:
+            known = [pid for pid in dict.fromkeys(product_ids) if pid in self.snapshot.id_to_row]
+            self._write([], known, NULL_PROGRESS)
         return len(known)
 
     def _write(self, upserts: list[Product], deletes: list[str], progress: Progress) -> None:
-        try:
-            self.snapshot = self.directory.apply(
-                self.snapshot, upserts, deletes, self.encoder, progress
+        """Copy-on-write: the change is applied to a fresh copy of the current snapshot
+        (loaded from its files), which replaces ``self.snapshot`` once committed. Searches
+        running meanwhile keep reading the old one, which is never modified; on an error
+        nothing changes."""
+        with self._write_lock:
+            current = self.snapshot
+            if current.name is None:  # pragma: no cover - snapshots from a directory are named
+                raise InvalidQueryError("this snapshot was never saved: reopen the index")
+            stale = IndexLockedError(
+                f"the index at {self.directory.path} changed on disk since it was loaded: reopen it"
             )
-        except BaseException:
-            self.snapshot = self.directory.load_snapshot(self.store)  # drop uncommitted state
-            raise
+            if self.store.meta("snapshot") != current.name:
+                raise stale
+            try:
+                base = IndexSnapshot.load(self.directory.path / SNAPSHOTS / current.name)
+            except FileNotFoundError:  # removed by another process's write just now
+                raise stale from None
+            base.name = current.name
+            self.snapshot = self.directory.apply(base, upserts, deletes, self.encoder, progress)
 
     # reads
     def get(self, product_id: str) -> Product | None:
@@ -263,12 +284,12 @@ class SearchPipeline:
             )
             runs["dense"] = dict(zip(rows.tolist(), scores.tolist(), strict=True))
         candidates = sorted(set().union(*runs.values()))
-        ranked = self._fuse(pipeline, query, candidates, runs, bm25_all, query_vector)
+        ranked = self._fuse(pipeline, query, candidates, runs, bm25_all, query_vector, snapshot)
         top = ranked[:k]
         docs = self.documents([h.product_id for h in top]) if products else {}
         hits = [Hit(h.product_id, h.score, h.scores, docs.get(h.product_id)) for h in top]
         if explain:
-            hits = self._explain(query, hits)
+            hits = self._explain(query, hits, snapshot)
         facet_counts = (
             snapshot.columns.facets(np.asarray(candidates, dtype=np.int64), filters)
             if facets
@@ -307,7 +328,7 @@ class SearchPipeline:
             runs["dense"] = dict(
                 zip(rows, snapshot.vectors.scores(vector, row_array).tolist(), strict=True)
             )
-        return self._fuse(pipeline, query, rows, runs, None, None)
+        return self._fuse(pipeline, query, rows, runs, None, None, snapshot)
 
     # the personalized stage
     def _search_second_stage(
@@ -374,35 +395,44 @@ class SearchPipeline:
         if self._events is None:
             from shopsearch.events.store import EventStore
 
-            self._events = EventStore.open(self.directory.path)
+            with self._load_lock:
+                if self._events is None:
+                    self._events = EventStore.open(self.directory.path)
         return self._events
 
     def context_ranker(self) -> Any:
         """The personalized stage (LTR model + event store), loaded on first use."""
         if self._context is None:
-            if not self.has_personal_model:
-                raise InvalidQueryError(
-                    "the personal pipeline needs a learning-to-rank model: "
-                    "shopsearch context train DIR"
-                )
-            from shopsearch.context.ltr import LTRModel
-            from shopsearch.context.ranker import ContextRanker
-
-            self._context = ContextRanker(
-                LTRModel.load(self.directory.path / LTR_DIR),
-                events=self.events,
-                products=self.documents,
-                vectors=self.product_vectors,
-            )
+            with self._load_lock:
+                if self._context is None:
+                    self._context = self._load_context_ranker()
         return self._context
+
+    def _load_context_ranker(self) -> Any:
+        if not self.has_personal_model:
+            raise InvalidQueryError(
+                "the personal pipeline needs a learning-to-rank model: shopsearch context train DIR"
+            )
+        from shopsearch.context.ltr import LTRModel
+        from shopsearch.context.ranker import ContextRanker
+
+        return ContextRanker(
+            LTRModel.load(self.directory.path / LTR_DIR),
+            events=self.events,
+            products=self.documents,
+            vectors=self.product_vectors,
+        )
 
     def candidates(self, hits: Sequence[Hit]) -> list[Any]:
         """Context-feature inputs of first-stage hits (their component scores, product and
         indexed vector): :class:`shopsearch.context.features.Candidate`."""
         from shopsearch.context.features import Candidate
 
-        snapshot = self.snapshot
-        vectors = snapshot.vectors.vectors
+        if not hits:
+            return []
+        # zeros for a product deleted by a write since the hits were retrieved
+        vectors = self.product_vectors([h.product_id for h in hits])
+        assert vectors is not None
         return [
             Candidate(
                 h.product_id,
@@ -410,9 +440,9 @@ class SearchPipeline:
                 float(h.scores.get("dense", 0.0)),
                 float(h.scores.get("fused", h.score)),
                 h.product if h.product is not None else Product(id=h.product_id, title=""),
-                vectors[snapshot.id_to_row[h.product_id]],
+                vectors[i],
             )
-            for h in hits
+            for i, h in enumerate(hits)
         ]
 
     def product_vectors(self, product_ids: Sequence[str]) -> np.ndarray | None:
@@ -482,15 +512,17 @@ class SearchPipeline:
 
     def _load_reranker(self) -> tuple[object, tuple[str, ...]]:
         if self._reranker is None:
-            path = Path(self.config.reranker.path)
-            if self.config.reranker.backend == "onnx-int8":
-                from shopsearch.models.onnx_reranker import load_run_onnx_reranker
+            with self._load_lock:
+                if self._reranker is None:
+                    path = Path(self.config.reranker.path)
+                    if self.config.reranker.backend == "onnx-int8":
+                        from shopsearch.models.onnx_reranker import load_run_onnx_reranker
 
-                self._reranker = load_run_onnx_reranker(path)
-            else:
-                from shopsearch.models.cross_encoder import load_run_reranker
+                        self._reranker = load_run_onnx_reranker(path)
+                    else:
+                        from shopsearch.models.cross_encoder import load_run_reranker
 
-                self._reranker = load_run_reranker(path)
+                        self._reranker = load_run_reranker(path)
         return self._reranker
 
     # internals
@@ -523,9 +555,10 @@ class SearchPipeline:
         runs: dict[str, dict[int, float]],
         bm25_all: np.ndarray | None,
         query_vector: np.ndarray | None,
+        snapshot: IndexSnapshot,
     ) -> list[Hit]:
-        """Fill every component score for every row, fuse, and sort best first."""
-        snapshot = self.snapshot
+        """Fill every component score for every row (of ``snapshot``), fuse, and sort best
+        first."""
         row_array = np.asarray(rows, dtype=np.int64)
         if pipeline == "hybrid":
             components: dict[str, dict[int, float]] = {}
@@ -567,12 +600,12 @@ class SearchPipeline:
         order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, rows[i]))
         return [hits[i] for i in order]
 
-    def _explain(self, query: str, hits: list[Hit]) -> list[Hit]:
+    def _explain(self, query: str, hits: list[Hit], snapshot: IndexSnapshot) -> list[Hit]:
         """Add per-field BM25 contributions (``bm25.title`` ...) to each hit's scores."""
-        rows = np.asarray([self.snapshot.id_to_row[h.product_id] for h in hits], dtype=np.int64)
+        rows = np.asarray([snapshot.id_to_row[h.product_id] for h in hits], dtype=np.int64)
         if rows.size == 0:
             return hits
-        per_field = self.snapshot.bm25.field_scores(query, rows)
+        per_field = snapshot.bm25.field_scores(query, rows)
         return [
             Hit(
                 h.product_id,

@@ -15,6 +15,7 @@ from shopsearch.cli import (
     eval_cmd,
     events_cmd,
     search_cmd,
+    serve_cmd,
     simulate_cmd,
     train_cmd,
 )
@@ -28,6 +29,7 @@ COMMANDS = (
     simulate_cmd,
     context_cmd,
     events_cmd,
+    serve_cmd,
 )
 
 

@@ -13,6 +13,7 @@ events sent with the search), computes the context features of the first stage's
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,27 +76,42 @@ class ContextRanker:
         self.config = config or ProfileConfig()
         self.behaviour_ttl_s = behaviour_ttl_s
         self._behaviour: tuple[float, Any, QueryBehaviour] | None = None
+        self._behaviour_lock = threading.Lock()
         self._profiles: dict[str, tuple[Any, Profile | None]] = {}
 
     # ------------------------------------------------------------------ context
 
     def behaviour(self) -> QueryBehaviour:
         """Interactions per (query, product), re-read when the event store has changed
-        (its ``version()``), else at most every ``behaviour_ttl_s`` seconds."""
+        (its ``version()``), else at most every ``behaviour_ttl_s`` seconds.
+
+        Thread-safe: one thread re-reads at a time; meanwhile other threads keep using the
+        previous one (when there is one) instead of waiting or re-reading it too.
+        """
         if self.events is None:
             return QueryBehaviour()
         version = self._events_version()
-        now = time.monotonic()
         cached = self._behaviour
-        fresh = cached is not None and (
-            cached[1] == version if version is not None else now - cached[0] < self.behaviour_ttl_s
-        )
-        if not fresh:
+        if cached is not None and self._fresh(cached, version):
+            return cached[2]
+        if not self._behaviour_lock.acquire(blocking=cached is None):
+            assert cached is not None
+            return cached[2]  # another thread is re-reading it
+        try:
+            cached = self._behaviour
+            if cached is not None and self._fresh(cached, version):
+                return cached[2]
+            now = time.monotonic()
             behaviour = QueryBehaviour.from_store(self.events, self.config.action_weights)
             self._behaviour = (now, version, behaviour)
             return behaviour
-        assert cached is not None
-        return cached[2]
+        finally:
+            self._behaviour_lock.release()
+
+    def _fresh(self, cached: tuple[float, Any, QueryBehaviour], version: Any) -> bool:
+        if version is not None:
+            return bool(cached[1] == version)
+        return time.monotonic() - cached[0] < self.behaviour_ttl_s
 
     def _events_version(self) -> Any:
         version = getattr(self.events, "version", None)

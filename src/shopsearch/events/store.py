@@ -515,6 +515,17 @@ class EventStore:
         finally:
             cursor.close()
 
+    def query_counts(self, limit: int | None = None) -> list[tuple[str, int]]:
+        """``(user_query, times logged)`` of every distinct query text, most frequent first
+        (ties by text); ``limit`` keeps the top ones (e.g. to seed autocomplete)."""
+        sql = (
+            "SELECT user_query, COUNT(*) AS n FROM queries GROUP BY user_query "
+            "ORDER BY n DESC, user_query"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(text, int(n)) for text, n in self._db.execute(sql)]
+
     def counts(self) -> dict[str, int]:
         """``{"queries": n, "events": n, "impression": n, "click": n, ...}`` (every action
         in :data:`~shopsearch.events.schema.ACTIONS`, zero when absent)."""

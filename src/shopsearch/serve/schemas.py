@@ -1,0 +1,232 @@
+"""Request and response bodies of the HTTP API (pydantic models).
+
+Request models forbid unknown fields; their limits come from :class:`ServeSettings`, so
+they are built per app by :func:`request_models` (and the OpenAPI schema shows the real
+limits). Response models document the responses; routes return pre-serialized JSON.
+
+(No ``from __future__ import annotations`` here: pydantic must see the real types of
+models built inside a function.)
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from shopsearch.events.schema import ACTIONS
+from shopsearch.serve.settings import ServeSettings
+
+__all__ = ["RequestModels", "request_models", "valid_text"]
+
+DEFAULT_K = 10
+DEFAULT_SUGGEST_K = 8
+MAX_ID_CHARS = 256
+
+
+def valid_text(value: str) -> str:
+    """Reject lone surrogates (JSON escapes like ``\\ud800``): not encodable as UTF-8."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "invalid_text", "holds an invalid Unicode escape (lone surrogate)"
+            ) from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise PydanticCustomError("not_finite", "must be a finite number")
+    return value
+
+
+Text = Annotated[str, AfterValidator(valid_text)]
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(valid_text)
+]
+Number = Annotated[float | None, AfterValidator(_finite)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchFilters(_Strict):
+    """Structured filters (all must hold); empty lists and nulls filter nothing."""
+
+    brands: list[Text] = Field(default_factory=list, max_length=100)
+    colors: list[Text] = Field(default_factory=list, max_length=100)
+    category: Text | None = Field(None, max_length=1000, description="a path prefix: 'A > B'")
+    price_min: Number = None
+    price_max: Number = None
+    rating_min: Number = None
+
+
+class InlineEvent(_Strict):
+    """A recent event of this session that is not stored yet (personalizes this search)."""
+
+    action_name: Literal["click", "add_to_cart", "purchase", "impression"]
+    object_id: Id
+    timestamp: Number = Field(None, description="epoch seconds; default: now")
+
+
+assert set(ACTIONS) == {"click", "add_to_cart", "purchase", "impression"}
+
+
+# ---------------------------------------------------------------------- responses
+
+
+class ProductSummary(BaseModel):
+    id: str
+    title: str
+    brand: str
+    color: str
+    price: float | None
+    rating: float | None
+    rating_count: int | None
+    image: str
+    category: list[str]
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    scores: dict[str, float]
+    product: ProductSummary | None
+    explanation: dict[str, float] | None = Field(
+        None,
+        description="with explain: the feature groups' contributions (personal pipeline; "
+        "they sum to the score) or the component scores and BM25 per field",
+    )
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class SearchResponse(BaseModel):
+    query_id: str
+    query: str
+    pipeline: str
+    took_ms: float
+    candidates: int
+    hits: list[SearchHit]
+    facets: dict[str, list[FacetValue]]
+
+
+class EventsResponse(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    title: str
+    description: str = ""
+    bullet_points: str = ""
+    brand: str = ""
+    color: str = ""
+    price: float | None = None
+    category: list[str] = Field(default_factory=list)
+    rating: float | None = None
+    rating_count: int | None = None
+    image: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeletedResponse(BaseModel):
+    deleted: int
+
+
+class UpsertedResponse(BaseModel):
+    upserted: int
+
+
+class Suggestion(BaseModel):
+    text: str
+    source: Literal["query", "title"]
+    score: float
+
+
+class SuggestResponse(BaseModel):
+    suggestions: list[Suggestion]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    products: int
+    events: int
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    products: int
+    pipelines: list[str]
+    default_pipeline: str
+    took_ms: float
+
+
+class ErrorResponse(BaseModel):
+    message: str
+    code: str
+    type: str
+
+
+# ---------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    search: type[BaseModel]
+    events: type[BaseModel]
+    bulk: type[BaseModel]
+
+
+def request_models(settings: ServeSettings) -> RequestModels:
+    """The request bodies with this server's limits."""
+
+    class SearchRequest(_Strict):
+        query: Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=settings.max_query_chars),
+            AfterValidator(_not_blank),
+            AfterValidator(valid_text),
+        ]
+        k: int = Field(DEFAULT_K, ge=1, le=settings.max_k)
+        filters: SearchFilters | None = None
+        facets: bool = True
+        pipeline: Text | None = Field(None, description="default: the index's default pipeline")
+        user_id: Id | None = Field(None, description="the shopper (UBI client_id)")
+        session_id: Id | None = None
+        events: list[InlineEvent] = Field(
+            default_factory=list, max_length=settings.max_inline_events
+        )
+        explain: bool = False
+
+    class EventsRequest(_Strict):
+        records: list[Any] = Field(
+            min_length=1,
+            max_length=settings.max_batch,
+            description="UBI query and event records (the JSONL format of `events ingest`)",
+        )
+
+    class BulkRequest(_Strict):
+        products: list[Any] = Field(
+            min_length=1,
+            max_length=settings.max_batch,
+            description="product objects (the catalog's JSONL format)",
+        )
+
+    return RequestModels(SearchRequest, EventsRequest, BulkRequest)

@@ -1,0 +1,186 @@
+"""Serving settings: defaults, then an optional TOML file, then ``SHOPSEARCH_SERVE_*`` env vars.
+
+The only place in shopsearch that reads the environment (library code never does).
+
+>>> settings = ServeSettings.load(None, env={"SHOPSEARCH_SERVE_PORT": "9000"})
+>>> settings.port, settings.max_k
+(9000, 100)
+
+A TOML file holds the same names at the top level (or under a ``[serve]`` table)::
+
+    port = 8080
+    cors_origins = ["https://shop.example"]
+    rate_limit = 20.0
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from shopsearch.errors import ShopSearchError
+
+__all__ = ["ENV_PREFIX", "SCOPES", "ServeSettings", "SettingsError"]
+
+ENV_PREFIX = "SHOPSEARCH_SERVE_"
+SCOPES = ("search", "events", "admin")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ShopSearchError):
+    """A serving setting is unknown or has a bad value; the message names where."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``shopsearch serve`` reads; every limit the API enforces lives here."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Origins allowed by CORS; empty: no CORS middleware at all.
+    cors_origins: tuple[str, ...] = ()
+    max_query_chars: int = 512
+    max_k: int = 100
+    max_batch: int = 1000  # records per POST /v1/events, products per bulk upsert
+    max_body_bytes: int = 1_048_576
+    max_inline_events: int = 100
+    #: Query texts whose dense vectors are kept (LRU); 0: no cache.
+    query_cache_size: int = 10_000
+    #: Default per-key rate limit: sustained requests per second, and burst size.
+    rate_limit: float = 50.0
+    rate_burst: int = 100
+    #: The storefront page's ephemeral key (created at startup, never written to disk).
+    storefront_scopes: tuple[str, ...] = ("search", "events")
+    storefront_rate_limit: float = 20.0
+    storefront_burst: int = 40
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            name, reason = problems[0]
+            raise SettingsError(f"setting {name!r}: {reason}")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(name, reason)`` for every value out of range."""
+        out: list[tuple[str, str]] = []
+        if not 0 <= self.port <= 65535:
+            out.append(("port", f"must be between 0 and 65535, not {self.port}"))
+        for name in ("max_query_chars", "max_k", "max_batch", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, not {getattr(self, name)}"))
+        for name in ("max_inline_events", "query_cache_size"):
+            if getattr(self, name) < 0:
+                out.append((name, f"must be >= 0, not {getattr(self, name)}"))
+        for name in ("rate_limit", "storefront_rate_limit"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                out.append((name, f"must be a number > 0 (requests per second), not {value}"))
+        for name in ("rate_burst", "storefront_burst"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, not {getattr(self, name)}"))
+        unknown = [s for s in self.storefront_scopes if s not in SCOPES]
+        if unknown:
+            out.append(("storefront_scopes", f"unknown scope(s) {unknown}: use {list(SCOPES)}"))
+        if self.log_level not in LOG_LEVELS:
+            out.append(("log_level", f"must be one of {', '.join(LOG_LEVELS)}"))
+        return out
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
+    ) -> ServeSettings:
+        """Defaults, overridden by the TOML file ``path`` (if given), then by environment
+        variables ``SHOPSEARCH_SERVE_<NAME>`` (``env``, by default ``os.environ``).
+
+        Raises :class:`SettingsError` naming the file (or variable) and the key for an
+        unknown key or a bad value.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if path is not None:
+            values.update(_from_toml(Path(path)))
+        for var, raw in env.items():
+            if not var.startswith(ENV_PREFIX):
+                continue
+            name = var[len(ENV_PREFIX) :].lower()
+            values[name] = _convert(name, raw, source=f"environment variable {var}")
+        try:
+            return cls(**values)
+        except SettingsError as exc:
+            raise SettingsError(f"{_source_of(path, env)}: {exc}") from None
+
+    def with_overrides(self, **overrides: Any) -> ServeSettings:
+        """A copy with the given non-``None`` values (e.g. ``--host`` / ``--port``)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_TYPES = get_type_hints(ServeSettings)
+_NAMES = tuple(f.name for f in fields(ServeSettings))
+
+
+def _source_of(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> str:
+    parts = [str(path)] if path is not None else []
+    if any(v.startswith(ENV_PREFIX) for v in env):
+        parts.append(f"{ENV_PREFIX}* environment variables")
+    return " + ".join(parts) or "settings"
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such settings file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+    if set(data) == {"serve"} and isinstance(data["serve"], dict):
+        data = data["serve"]
+    return {
+        name: _convert(name, value, source=f"{path}: key {name!r}") for name, value in data.items()
+    }
+
+
+def _convert(name: str, value: Any, *, source: str) -> Any:
+    """``value`` (a TOML value, or an environment string when ``source`` is a variable) as
+    the setting's type."""
+    if name not in _TYPES:
+        known = ", ".join(_NAMES)
+        raise SettingsError(f"{source}: unknown setting {name!r} (known: {known})")
+    kind = _TYPES[name]
+    from_env = source.startswith("environment")
+    try:
+        if kind is int:
+            if from_env:
+                value = int(value.strip().replace("_", ""))
+            if type(value) is not int:
+                raise ValueError
+            return value
+        if kind is float:
+            if from_env:
+                value = float(value.strip())
+            if type(value) not in (int, float):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            if type(value) is not str:
+                raise ValueError
+            return value.strip().lower() if name == "log_level" else value
+        # tuple[str, ...]: a TOML array, or a comma-separated variable
+        if from_env:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError
+        return tuple(value)
+    except ValueError:
+        expected = _EXPECTED.get(kind, "a list of strings")
+        raise SettingsError(f"{source}: expected {expected}, got {value!r}") from None
+
+
+_EXPECTED = {int: "an integer", float: "a number", str: "a string"}
