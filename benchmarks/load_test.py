@@ -26,9 +26,9 @@
    whether every answered search reached the event store (the query log is flushed).
 
 Every run starts from the prepared event store (the queries a run logs are dropped before
-the next). ``--server-env NAME=VALUE`` sets the server's environment (e.g.
-``OPENBLAS_NUM_THREADS=1``); ``--servers N`` starts N independent servers on the index and
-spreads the connections over them, to measure what worker processes would give.
+the next). ``--workers N`` (default 2, what a 2-core machine wants) is passed to
+``shopsearch serve --workers N`` when its ``--help`` lists the option; ``--server-env
+NAME=VALUE`` sets the server's environment (e.g. ``SHOPSEARCH_SERVE_SEARCH_CONCURRENCY=2``).
 
     python benchmarks/load_test.py --work /tmp/shopsearch-load            # 60 s at 100/s
     python benchmarks/load_test.py --work /tmp/shopsearch-load --duration 10 --find-max
@@ -274,6 +274,7 @@ class Server:
         import urllib.request
 
         deadline = time.monotonic() + timeout
+        answered: set[Any] = set()  # worker pids (a new connection per /healthz)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(
@@ -283,11 +284,16 @@ class Server:
                 url = f"http://127.0.0.1:{self.port}/healthz"
                 with urllib.request.urlopen(url, timeout=2) as response:
                     health = json.loads(response.read())
+            except OSError:
+                time.sleep(0.25)
+                continue
+            answered.add(health.get("pid"))
+            serving = self.log_path.read_text().count('"message": "serving"')
+            if len(answered) >= self.workers or serving >= self.workers:  # all workers up
                 self.pids = process_tree(self.process.pid)
                 health["startup_s"] = round(time.perf_counter() - self.started, 1)
                 return health
-            except OSError:
-                time.sleep(0.25)
+            time.sleep(0.1)
         self.process.kill()
         raise SystemExit(f"the server did not answer /healthz in {timeout} s")
 
@@ -312,6 +318,17 @@ class Server:
                 levels["not json"] += 1
         return dict(levels)
 
+    def wait_idle(self, timeout: float = 60.0) -> float:
+        """Wait until the server uses under 5% of a core (requests that the generator gave
+        up on may still be queued there); the seconds waited."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            before = self.cpu()
+            time.sleep(0.5)
+            if self.cpu() - before < 0.025:
+                break
+        return time.perf_counter() - started
+
     def stop(self, timeout: float) -> dict[str, Any]:
         """SIGTERM, then wait up to ``timeout`` s (SIGKILL after that)."""
         if self.process.poll() is not None:
@@ -333,48 +350,6 @@ class Server:
             "killed_after_timeout": killed,
             "log_levels": self.log_levels(),
         }
-
-
-class Fleet:
-    """One server, or (``--servers N``) N independent servers on the same index, each on its
-    own port: what a ``--workers N`` option would give, measured without one."""
-
-    def __init__(self, index: Path, work: Path, args: argparse.Namespace) -> None:
-        self.servers = []
-        for i in range(args.servers):
-            log = work / ("server.log" if i == 0 else f"server-{i}.log")
-            self.servers.append(Server(index, free_port(), log, args))
-        self.ports = [s.port for s in self.servers]
-        self.workers = sum(s.workers for s in self.servers)
-
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
-        return [s.wait_ready(timeout) for s in self.servers][-1]
-
-    def cpu(self) -> float:
-        return sum(s.cpu() for s in self.servers)
-
-    def serving_line(self) -> dict[str, Any]:
-        return self.servers[0].serving_line()
-
-    def wait_idle(self, timeout: float = 60.0) -> float:
-        """Wait until the servers use under 5% of a core (requests that the generator gave up
-        on may still be queued there); the seconds waited."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            before = self.cpu()
-            time.sleep(0.5)
-            if self.cpu() - before < 0.025:
-                break
-        return time.perf_counter() - started
-
-    def stop(self, timeout: float) -> dict[str, Any]:
-        stops = [s.stop(timeout) for s in self.servers]
-        if len(stops) == 1:
-            return stops[0]
-        levels: collections.Counter[str] = collections.Counter()
-        for one in stops:
-            levels.update(one.get("log_levels", {}))
-        return {**stops[0], "servers": stops, "log_levels": dict(levels)}
 
 
 # ---------------------------------------------------------------------- the workload
@@ -670,7 +645,7 @@ async def run_load(
     ports: list[int],
     key: str,
     workload: Workload,
-    server: Fleet,
+    server: Server,
     *,
     rate: float,
     duration: float,
@@ -952,15 +927,18 @@ def plot(run: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def start_py_spy(path: Path | None, server: Fleet, seconds: float) -> subprocess.Popen | None:
-    """``py-spy record`` of the server process for ``seconds`` (in the background)."""
+def start_py_spy(path: Path | None, server: Server, seconds: float) -> subprocess.Popen | None:
+    """``py-spy record`` of the server (its workers too) for ``seconds`` (in the
+    background)."""
     if path is None:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     formats = {".svg": "flamegraph", ".json": "speedscope"}
     path.parent.mkdir(parents=True, exist_ok=True)
-    pid = server.servers[0].process.pid
+    pid = server.process.pid
     command = [spy, "record", "-p", str(pid), "-d", str(int(seconds) + 1)]
+    if server.workers > 1:
+        command.append("--subprocesses")
     command += [
         "--nonblocking",
         "-r",
@@ -996,13 +974,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-share", type=float, default=0.0, help="share of event posts")
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument(
-        "--workers", type=int, default=1, help="serve --workers N (if the CLI has it)"
-    )
-    parser.add_argument(
-        "--servers",
-        type=int,
-        default=1,
-        help="N independent server processes on the index, connections spread over them",
+        "--workers", type=int, default=2, help="serve --workers N (if the CLI has it)"
     )
     parser.add_argument(
         "--server-env",
@@ -1042,8 +1014,8 @@ def main(argv: list[str] | None = None) -> int:
     key = create_key(setup.index)
     workload = Workload(setup.users, args.seed)
     before = event_counts(setup.index)
-    server = Fleet(setup.index, work, args)
-    ports = server.ports
+    server = Server(setup.index, free_port(), work / "server.log", args)
+    ports = [server.port]
     results: dict[str, Any] = {
         "simulated_users": True,
         "machine": {
@@ -1057,7 +1029,6 @@ def main(argv: list[str] | None = None) -> int:
             "index": str(setup.index),
             "users": {g: len(u) for g, u in setup.users.items()},
             "events": setup.events,
-            "server_processes": len(server.servers),
             "server_workers": server.workers,
             "server_env": args.server_env,
             "log_level": args.log_level or "default",
@@ -1092,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
         results["setup"]["health"] = health
         results["setup"]["default_pipeline"] = serving.get("pipeline")
         print(
-            f"{len(ports)} server(s) up (port {', '.join(map(str, ports))}) in "
+            f"server up ({server.workers} worker(s), port {server.port}) in "
             f"{health['startup_s']} s: {health['products']:,} products, {health['events']:,} "
             f"events, default pipeline {serving.get('pipeline')!r} (log: {work}/server*.log)"
         )
@@ -1113,7 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
                 "and 0 errors"
             )
             if not args.no_plot:
-                setting = f"{len(ports)} server process{'es' if len(ports) > 1 else ''}"
+                setting = f"{server.workers} worker process{'es' if server.workers > 1 else ''}"
                 setting += "".join(f", {e}" for e in args.server_env)
                 plot(
                     main_run,
@@ -1137,6 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"p50 {s.get('p50_ms', 0):7.1f}  p95 {s.get('p95_ms', 0):8.1f}  "
                     f"p99 {s.get('p99_ms', 0):8.1f} ms  errors {sum(step['errors'].values())}"
                     f"  server {step['server_cores']:.2f} cores  "
+                    f"machine busy {100 * step['machine_busy']:.0f}%  "
                     f"{'ok' if step['passes'] else 'FAIL'}"
                 )
                 if step["passes"]:

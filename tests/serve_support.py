@@ -62,29 +62,39 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``shopsearch serve DIR`` in a subprocess, on a free port."""
+    """``shopsearch serve DIR [ARGS]`` in a subprocess (its own process group: the parent
+    and its workers), on a free port."""
 
-    def __init__(self, index: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        index: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        command = [sys.executable, "-m", "shopsearch", "serve", str(index)]
+        command = [sys.executable, "-m", "shopsearch", "serve", str(index), *args]
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+            start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, workers: int = 1) -> None:
+        """Until ``/healthz`` answers (and every worker has started)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited: {self.log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
+                    if self.log_path.read_text().count('"message": "serving"') >= workers:
+                        return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
@@ -93,6 +103,10 @@ class ServerProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
+    def kill_group(self) -> None:
+        """SIGKILL to the parent and every worker at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+
     def wait(self, timeout: float = 30.0) -> int:
         try:
             return self.proc.wait(timeout)
@@ -100,7 +114,16 @@ class ServerProcess:
             self._log.close()
 
     def stop(self) -> None:
+        """SIGTERM (the parent then removes its shared directory), SIGKILL if it lingers."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(10)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers left behind, if any
+        except ProcessLookupError:
+            pass
         self._log.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ DOC_CACHE_SIZE = 100_000
 DEFAULT_K = 10
 MAX_K = 1_000
 MAX_QUERY_CHARS = 1_000
+#: Tries of :meth:`SearchPipeline.refresh` when the snapshot it loads is replaced meanwhile.
+_REFRESH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,38 +164,79 @@ class SearchPipeline:
         return len(self.snapshot)
 
     # writes
-    def upsert(self, products: Sequence[Product], progress: Progress = NULL_PROGRESS) -> None:
-        """Add or replace products; searchable when this returns (and durable)."""
-        latest = {p.id: p for p in products}  # the last version of a repeated id wins
-        self._write(list(latest.values()), [], progress)
+    def upsert(
+        self,
+        products: Sequence[Product],
+        progress: Progress = NULL_PROGRESS,
+        *,
+        wait_s: float = 0.0,
+    ) -> None:
+        """Add or replace products; searchable when this returns (and durable).
 
-    def delete(self, product_ids: Sequence[str]) -> int:
-        """Remove products by id; returns how many existed."""
-        with self._write_lock:
+        ``wait_s``: how long to wait for another process's write to end (then
+        :class:`IndexLockedError`); the change is applied on top of what it committed.
+        """
+        latest = {p.id: p for p in products}  # the last version of a repeated id wins
+        with self._writing(wait_s):
+            self._write(list(latest.values()), [], progress)
+
+    def delete(self, product_ids: Sequence[str], *, wait_s: float = 0.0) -> int:
+        """Remove products by id; returns how many existed. ``wait_s``: as for :meth:`upsert`."""
+        with self._writing(wait_s):
             known = [pid for pid in dict.fromkeys(product_ids) if pid in self.snapshot.id_to_row]
             self._write([], known, NULL_PROGRESS)
         return len(known)
 
-    def _write(self, upserts: list[Product], deletes: list[str], progress: Progress) -> None:
-        """Copy-on-write: the change is applied to a fresh copy of the current snapshot
-        (loaded from its files), which replaces ``self.snapshot`` once committed. Searches
-        running meanwhile keep reading the old one, which is never modified; on an error
-        nothing changes."""
+    def refresh(self) -> bool:
+        """Follow writes committed by other processes (or other pipelines on the directory):
+        swap in the directory's committed snapshot if it is not this pipeline's. Searches in
+        flight finish on the snapshot they started with. Returns whether it changed.
+
+        Raises :class:`IndexLockedError` (swapping nothing) if the committed snapshot needs
+        other models than this pipeline's (``shopsearch refresh`` changed the encoder or the
+        reranker): reopen the index then.
+        """
         with self._write_lock:
-            current = self.snapshot
-            if current.name is None:  # pragma: no cover - snapshots from a directory are named
-                raise InvalidQueryError("this snapshot was never saved: reopen the index")
-            stale = IndexLockedError(
-                f"the index at {self.directory.path} changed on disk since it was loaded: reopen it"
-            )
-            if self.store.meta("snapshot") != current.name:
-                raise stale
-            try:
-                base = IndexSnapshot.load(self.directory.path / SNAPSHOTS / current.name)
-            except FileNotFoundError:  # removed by another process's write just now
-                raise stale from None
-            base.name = current.name
-            self.snapshot = self.directory.apply(base, upserts, deletes, self.encoder, progress)
+            for _ in range(_REFRESH_ATTEMPTS):
+                name = self.store.meta("snapshot")
+                if name is None or name == self.snapshot.name:
+                    return False
+                try:
+                    snapshot = IndexSnapshot.load(self.directory.path / SNAPSHOTS / name)
+                except FileNotFoundError:  # replaced (and removed) by a newer write meanwhile
+                    continue
+                snapshot.name = name
+                old = self.snapshot.config
+                if (snapshot.config.encoder, snapshot.config.reranker) != (
+                    old.encoder,
+                    old.reranker,
+                ):
+                    raise IndexLockedError(
+                        f"the index at {self.directory.path} changed its models on disk: reopen it"
+                    )
+                self.snapshot = snapshot
+                return True
+            raise IndexLockedError(f"the index at {self.directory.path} keeps changing: retry")
+
+    @contextmanager
+    def _writing(self, wait_s: float) -> Iterator[None]:
+        """One writer: this pipeline's threads (a lock), then every process (the directory's
+        lock); on top of the latest committed snapshot."""
+        with self._write_lock, self.directory.writer_lock(wait_s):
+            self.refresh()
+            yield
+
+    def _write(self, upserts: list[Product], deletes: list[str], progress: Progress) -> None:
+        """Copy-on-write (within :meth:`_writing`): the change is applied to a fresh copy of
+        the current snapshot (loaded from its files), which replaces ``self.snapshot`` once
+        committed. Searches running meanwhile keep reading the old one, which is never
+        modified; on an error nothing changes."""
+        current = self.snapshot
+        if current.name is None:  # pragma: no cover - snapshots from a directory are named
+            raise InvalidQueryError("this snapshot was never saved: reopen the index")
+        base = IndexSnapshot.load(self.directory.path / SNAPSHOTS / current.name)
+        base.name = current.name
+        self.snapshot = self.directory.apply(base, upserts, deletes, self.encoder, progress)
 
     # reads
     def get(self, product_id: str) -> Product | None:

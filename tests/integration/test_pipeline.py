@@ -159,3 +159,26 @@ def test_reopened_index_gives_identical_results(tiny_index_dir, pipeline, encode
             assert [(h.product_id, h.score) for h in a.hits] == [
                 (h.product_id, h.score) for h in b.hits
             ]
+
+
+def test_a_pipeline_follows_and_builds_on_other_writers(tmp_path, tiny_index_dir, encoder):
+    """Another pipeline (another process) wrote: refresh() swaps its snapshot in, and a
+    write here goes on top of it instead of being refused."""
+    shutil.copytree(tiny_index_dir, tmp_path / "index")
+    with (
+        SearchPipeline.open(tmp_path / "index", encoder=encoder) as mine,
+        SearchPipeline.open(tmp_path / "index", encoder=encoder) as other,
+    ):
+        other.upsert([Product(id="OTHER-1", title="Frobnitz waffle iron")])
+        assert mine.get("OTHER-1") is not None and "OTHER-1" not in mine.snapshot.id_to_row
+        before = mine.snapshot
+        assert mine.refresh() is True and mine.refresh() is False
+        assert before.name != mine.snapshot.name and "OTHER-1" in mine.snapshot.id_to_row
+        assert mine.search("frobnitz waffle iron", k=1).hits[0].product_id == "OTHER-1"
+
+        other.upsert([Product(id="OTHER-2", title="Frobnitz toaster")])
+        mine.upsert([Product(id="MINE-1", title="Snorkel kettle")])  # no stale-snapshot error
+        assert mine.delete(["OTHER-1"]) == 1
+        assert {"OTHER-2", "MINE-1"} <= set(mine.snapshot.id_to_row)
+        assert "OTHER-1" not in mine.snapshot.id_to_row
+        assert other.refresh() and set(other.snapshot.id_to_row) == set(mine.snapshot.id_to_row)

@@ -87,8 +87,8 @@ def test_sigterm_flushes_logged_queries_and_sighup_reloads(index, tmp_path):
                 body = {"query": f"water bottle {i}", "user_id": "term-user", "session_id": "t1"}
                 query_ids.append(client.post("/v1/search", json=body).json()["query_id"])
         server.signal(signal.SIGTERM)  # the last queries are still queued, not yet written
-        # uvicorn shuts down gracefully, then re-raises the signal (exit status -SIGTERM)
-        assert server.wait() in (0, -signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal to a no-op handler
+        assert server.wait() == 0
     finally:
         server.stop()
     with EventStore.open(index, readonly=True) as store:

@@ -88,3 +88,21 @@ def test_serve_reports_bad_settings_before_starting(tmp_path, tiny_index_dir, ca
     assert main(["serve", str(tiny_index_dir), "--config", str(path)]) == 1
     err = capsys.readouterr().err
     assert "shopsearch serve: error:" in err and str(path) in err and "'max_kk'" in err
+
+
+def test_workers_and_the_search_cap():
+    settings = ServeSettings.load(None, env={})
+    assert (settings.workers, settings.search_concurrency, settings.max_queued_searches) == (
+        1,
+        2,
+        64,
+    )
+    env = {"SHOPSEARCH_SERVE_WORKERS": "2", "SHOPSEARCH_SERVE_MAX_QUEUED_SEARCHES": "0"}
+    settings = ServeSettings.load(None, env=env)
+    assert settings.workers == 2 and settings.max_queued_searches == 0
+    assert settings.with_overrides(workers=3).workers == 3
+    assert ServeSettings.from_json(settings.to_json()) == settings  # what workers receive
+    with pytest.raises(SettingsError, match="'workers': must be >= 1"):
+        ServeSettings(workers=0)
+    with pytest.raises(SettingsError, match="'search_concurrency': must be >= 1"):
+        ServeSettings(search_concurrency=0)

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
 from shopsearch.cli.common import add_index_dir, print_json, stderr, stdout
 from shopsearch.errors import IndexNotFoundError
 from shopsearch.index.directory import IndexDirectory
-
-logger = logging.getLogger("shopsearch.serve")
-
-#: On SIGTERM, how long requests in flight may take before the server stops anyway.
-GRACEFUL_SHUTDOWN_S = 30
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +26,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080; 0: any free port)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default 1; 2 suits a 2-core machine: a process serves about "
+        "one core's worth of searches)",
+    )
     serve.set_defaults(run=run_serve)
 
     keys = subparsers.add_parser(
@@ -78,69 +76,14 @@ def _require_index(path: Path) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from shopsearch.serve import ServeSettings
+    from shopsearch.serve.workers import run_server
 
-    from shopsearch.serve import ServeSettings, create_app
-    from shopsearch.serve.keys import KeyFile
-    from shopsearch.serve.logs import configure_logging
-
-    settings = ServeSettings.load(args.config).with_overrides(host=args.host, port=args.port)
+    settings = ServeSettings.load(args.config).with_overrides(
+        host=args.host, port=args.port, workers=args.workers
+    )
     _require_index(args.index_dir)
-    configure_logging(settings.log_level)
-    started = time.perf_counter()
-    app = create_app(args.index_dir, settings)
-    state = app.state.shopsearch
-    if not KeyFile(args.index_dir).load():
-        logger.warning(
-            "no API keys yet: only the storefront page can search; create one with "
-            f"`shopsearch keys create {args.index_dir} --name NAME --scopes search`"
-        )
-    _reload_on_sighup(state, app.state.metrics)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # ours: JSON lines
-        access_log=False,  # ours has the route template and the key name
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
-    server = uvicorn.Server(config)
-    logger.info(
-        "serving",
-        extra={
-            "fields": {
-                "index": str(args.index_dir),
-                "products": len(state.current.pipeline),
-                "pipeline": state.current.default_pipeline,
-                "host": settings.host,
-                "port": settings.port,
-                "startup_s": round(time.perf_counter() - started, 2),
-            }
-        },
-    )
-    server.run()
-    return 0
-
-
-def _reload_on_sighup(state: Any, metrics: Any) -> None:
-    """SIGHUP: reload the index on a helper thread (the handler itself must return fast)."""
-    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
-        return
-
-    def reload() -> None:
-        try:
-            state.reload()
-            metrics.reloads.inc()
-            logger.info("reloaded on SIGHUP")
-        except Exception:  # noqa: BLE001 - keep serving the old generation
-            logger.exception("reload on SIGHUP failed; still serving the previous index")
-
-    def handler(signum: int, frame: object) -> None:
-        threading.Thread(target=reload, name="shopsearch-reload", daemon=True).start()
-
-    signal.signal(signal.SIGHUP, handler)
+    return run_server(args.index_dir, settings)
 
 
 def run_keys_create(args: argparse.Namespace) -> int:

@@ -9,6 +9,12 @@ events sent with the search), computes the context features of the first stage's
 
 >>> ranker = ContextRanker(model, events=store, products=lookup)     # doctest: +SKIP
 >>> ranked = ranker.rank(candidates, user="u1", session="s9")        # doctest: +SKIP
+
+Every search checks the store for changes (``EventStore.version()``, about 6 us); when it
+changed, only the events added since are read (:meth:`QueryBehaviour.refresh`), and only
+the cached long-term profiles of the shoppers those events belong to are dropped. A store
+without ``version()`` is re-read at most every ``behaviour_ttl_s`` seconds and its
+profiles are not cached; one without ``position()`` / ``events_after()`` is re-read whole.
 """
 
 from __future__ import annotations
@@ -22,14 +28,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from shopsearch.catalog.schema import Product
-from shopsearch.context.behaviour import QueryBehaviour
+from shopsearch.context.behaviour import BehaviourUpdate, QueryBehaviour
 from shopsearch.context.features import Candidate, feature_matrix
 from shopsearch.context.ltr import LTRModel
 from shopsearch.context.profiles import Profile, ProfileConfig, build_profile
 
 __all__ = ["ContextRanker", "EventSource", "Ranked"]
 
-#: Long-term profiles kept in memory (each invalidated when the event store changes).
+#: Long-term profiles kept in memory (each invalidated when its shopper gets new events).
 PROFILE_CACHE_SIZE = 50_000
 
 
@@ -77,36 +83,73 @@ class ContextRanker:
         self.behaviour_ttl_s = behaviour_ttl_s
         self._behaviour: tuple[float, Any, QueryBehaviour] | None = None
         self._behaviour_lock = threading.Lock()
-        self._profiles: dict[str, tuple[Any, Profile | None]] = {}
+        # Long-term profiles: user -> (generation read at, profile). A refresh of the
+        # behaviour that reads new events of a shopper marks that shopper changed as of the
+        # next generation; a profile is valid while its shopper has not changed since it was
+        # read (and no refresh re-read everything since).
+        self._profiles: dict[str, tuple[int, Profile | None]] = {}
+        self._generation = 0
+        self._changed: dict[str, int] = {}  # shopper -> generation of their latest new events
+        self._reset = 0  # generation of the latest refresh that re-read everything
 
     # ------------------------------------------------------------------ context
 
     def behaviour(self) -> QueryBehaviour:
-        """Interactions per (query, product), re-read when the event store has changed
-        (its ``version()``), else at most every ``behaviour_ttl_s`` seconds.
+        """Interactions per (query, product), brought up to date when the event store has
+        changed (its ``version()``), else at most every ``behaviour_ttl_s`` seconds: only the
+        events added since are read (:meth:`QueryBehaviour.refresh`), and the cached profiles
+        of the shoppers they belong to are dropped.
 
-        Thread-safe: one thread re-reads at a time; meanwhile other threads keep using the
-        previous one (when there is one) instead of waiting or re-reading it too.
+        Thread-safe: one thread refreshes at a time; meanwhile other threads keep using the
+        previous one (when there is one) instead of waiting or refreshing it too.
         """
+        return self._sync()[0]
+
+    def _sync(self) -> tuple[QueryBehaviour, bool]:
+        """:meth:`behaviour`, and whether it (and the profile cache's change marks) is up to
+        date with the store (false while another thread refreshes it)."""
         if self.events is None:
-            return QueryBehaviour()
+            return QueryBehaviour(), True
         version = self._events_version()
         cached = self._behaviour
         if cached is not None and self._fresh(cached, version):
-            return cached[2]
+            return cached[2], True
         if not self._behaviour_lock.acquire(blocking=cached is None):
             assert cached is not None
-            return cached[2]  # another thread is re-reading it
+            return cached[2], False  # another thread is refreshing it
         try:
             cached = self._behaviour
             if cached is not None and self._fresh(cached, version):
-                return cached[2]
+                return cached[2], True
             now = time.monotonic()
-            behaviour = QueryBehaviour.from_store(self.events, self.config.action_weights)
-            self._behaviour = (now, version, behaviour)
-            return behaviour
+            if cached is None:
+                weights = self.config.action_weights
+                update = BehaviourUpdate(QueryBehaviour.from_store(self.events, weights), True)
+            else:
+                update = cached[2].refresh(self.events)
+            self._invalidate(update)
+            self._behaviour = (now, version, update.behaviour)
+            return update.behaviour, True
         finally:
             self._behaviour_lock.release()
+
+    def _invalidate(self, update: BehaviourUpdate) -> None:
+        """Drop the cached profiles ``update`` makes stale (under the behaviour lock)."""
+        if not update.rebuilt and not update.clients:
+            return
+        generation = self._generation + 1
+        # Marks first, then the generation: a profile read while this runs is tagged with the
+        # old generation, so it counts as stale if its shopper is marked here.
+        if update.rebuilt or len(self._changed) > 4 * PROFILE_CACHE_SIZE:
+            self._reset = generation
+            self._changed = {}
+            self._profiles = {}
+        if not update.rebuilt:
+            changed, profiles = self._changed, self._profiles
+            for client in update.clients:
+                changed[client] = generation
+                profiles.pop(client, None)
+        self._generation = generation
 
     def _fresh(self, cached: tuple[float, Any, QueryBehaviour], version: Any) -> bool:
         if version is not None:
@@ -120,22 +163,31 @@ class ContextRanker:
     def user_profile(self, user: str | None, *, before: float | None = None) -> Profile | None:
         """The long-term profile, as of the user's latest event (or ``before``).
 
-        Cached per user until the event store changes (its ``version()``).
+        Cached per user until that user gets new events: the event store is checked for
+        changes (its ``version()``) on every call, and what changed is read incrementally
+        (:meth:`behaviour`). Not cached for a store without ``version()``; read afresh while
+        another thread is bringing the change marks up to date.
         """
         if not user or self.events is None:
             return None
         if before is None:
-            version = self._events_version()
+            _, synced = self._sync()  # brings the change marks up to date
+            if not synced or not callable(getattr(self.events, "version", None)):
+                return self._user_profile(user, None)
+            generation = self._generation  # before reading: see _invalidate
             cached = self._profiles.get(user)
-            if version is not None and cached is not None and cached[0] == version:
+            if cached is not None and self._valid(user, cached[0]):
                 return cached[1]
             profile = self._user_profile(user, None)
-            if version is not None:
-                if len(self._profiles) > PROFILE_CACHE_SIZE:
-                    self._profiles.clear()
-                self._profiles[user] = (version, profile)
+            profiles = self._profiles
+            if len(profiles) > PROFILE_CACHE_SIZE:
+                profiles.clear()
+            profiles[user] = (generation, profile)
             return profile
         return self._user_profile(user, before)
+
+    def _valid(self, user: str, generation: int) -> bool:
+        return generation >= self._reset and self._changed.get(user, 0) <= generation
 
     def _interactions(self, *, client_id: str | None = None, session_id: str | None = None):  # noqa: ANN202
         """Light (action, product, time) rows when the store offers them, else full events."""
@@ -195,17 +247,26 @@ class ContextRanker:
         user: Profile | None,
         session: Profile | None,
         exclude_client: str | None = None,
+        behaviour: QueryBehaviour | None = None,
     ) -> np.ndarray:
-        behaviour = self.behaviour().weights(
+        """``behaviour``: the one to read (by default :meth:`behaviour`)."""
+        behaviour = behaviour if behaviour is not None else self.behaviour()
+        weights = behaviour.weights(
             query, [c.product_id for c in candidates], exclude_client=exclude_client
         )
-        return feature_matrix(candidates, user=user, session=session, behaviour=behaviour)
+        return feature_matrix(candidates, user=user, session=session, behaviour=weights)
 
-    def has_context(self, query: str, user: Profile | None, session: Profile | None) -> bool:
+    def has_context(
+        self,
+        query: str,
+        user: Profile | None,
+        session: Profile | None,
+        behaviour: QueryBehaviour | None = None,
+    ) -> bool:
         """Whether anything personal or behavioural is known for this search."""
         if (user is not None and not user.empty) or (session is not None and not session.empty):
             return True
-        return self.behaviour().knows(query)
+        return (behaviour if behaviour is not None else self.behaviour()).knows(query)
 
     def rank(
         self,
@@ -226,8 +287,9 @@ class ContextRanker:
             return []
         if self.model is None:
             raise ValueError("this ContextRanker has no model (it only builds profiles)")
-        matrix = self.features(query, candidates, user=user, session=session)
-        if not self.has_context(query, user, session):
+        behaviour = self.behaviour()  # one look at the event store per search
+        matrix = self.features(query, candidates, user=user, session=session, behaviour=behaviour)
+        if not self.has_context(query, user, session, behaviour):
             return [
                 Ranked(c, c.fused, matrix[i], {"retrieval": c.fused} if explain else None)
                 for i, c in enumerate(candidates)

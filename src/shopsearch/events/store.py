@@ -49,6 +49,7 @@ __all__ = [
     "AddResult",
     "EventStore",
     "IngestReport",
+    "LogPosition",
     "RetentionPolicy",
 ]
 
@@ -88,7 +89,15 @@ CREATE INDEX IF NOT EXISTS events_session ON events (session_id);
 CREATE INDEX IF NOT EXISTS events_object ON events (object_id);
 CREATE INDEX IF NOT EXISTS events_time ON events (timestamp);
 CREATE INDEX IF NOT EXISTS queries_client_time ON queries (client_id, timestamp);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+# ``counters``: 'deletions' counts the commits that deleted rows (retention pruning), so that
+# readers folding in only the rows added since they last looked (by rowid) know when to
+# re-read everything. A table added after schema version 1 shipped: older stores get it when
+# opened for writing; a read-only store without it counts no deletions.
 _QUERY_COLUMNS = "query_id, client_id, session_id, user_query, timestamp, filters, extra"
 _EVENT_COLUMNS = (
     "event_id, action_name, query_id, client_id, session_id, timestamp, object_id, position, extra"
@@ -102,6 +111,7 @@ _SECONDS_PER_DAY = 86_400.0
 
 _QueryRow = tuple[str, str, str | None, str, float, str, str]
 _EventRow = tuple[str, str, str, str, str | None, float, str, int | None, str]
+_BehaviourRow = tuple[int, str, str, str, str | None, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -187,6 +197,19 @@ class Interaction(NamedTuple):
     timestamp: float
 
 
+class LogPosition(NamedTuple):
+    """How far the store's tables reach (see :meth:`EventStore.position`)."""
+
+    epoch: tuple[int, int]
+    """Changes whenever rows may have been removed: a retention prune (by any connection or
+    process) or a rolled-back transaction of this connection. Rows are otherwise only ever
+    added (``INSERT OR IGNORE``: a stored record never changes)."""
+    events: int
+    """The largest event rowid (0 without events)."""
+    queries: int
+    """The largest query rowid (0 without queries)."""
+
+
 class EventStore:
     """Query and event records in one SQLite file; see the module docstring.
 
@@ -197,6 +220,9 @@ class EventStore:
         self._db = db
         self.path = path
         self._max_variables = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        # Transactions of this connection: PRAGMA data_version only counts other connections'.
+        self._commits = 0
+        self._rollbacks = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -268,7 +294,7 @@ class EventStore:
         self._begin()
         try:
             queries_new, events_new = self._insert(queries, events)
-            self._db.execute("COMMIT")
+            self._commit()
         except BaseException:
             self._rollback()
             raise
@@ -369,7 +395,7 @@ class EventStore:
         self._begin()
         try:
             deleted = self._prune(policy, now)
-            self._db.execute("COMMIT")
+            self._commit()
         except BaseException:
             self._rollback()
             raise
@@ -413,12 +439,18 @@ class EventStore:
                 if trimmed:
                     query_cutoff = max(query_cutoff or -math.inf, oldest_kept[0])
             deleted += trimmed
+        queries_deleted = 0
         if query_cutoff is not None:
             cutoff = query_cutoff if math.isfinite(query_cutoff) else 1e300
-            db.execute(
+            queries_deleted = db.execute(
                 "DELETE FROM queries WHERE timestamp < ? "
                 "AND query_id NOT IN (SELECT query_id FROM events)",
                 (cutoff,),
+            ).rowcount
+        if deleted or queries_deleted:
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES ('deletions', 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1"
             )
         return deleted
 
@@ -540,10 +572,70 @@ class EventStore:
         return result
 
     def version(self) -> int:
-        """Changes whenever events are added (the largest event rowid): caches of derived
-        data (profiles, per-query behaviour) compare it to know when to rebuild."""
-        row = self._db.execute("SELECT MAX(rowid) FROM events").fetchone()
-        return int(row[0] or 0)
+        """Changes whenever a transaction that may have changed the store ends: committed by
+        this connection, by another one or by another process (``PRAGMA data_version``), or
+        rolled back on this connection. Caches of derived data (profiles, per-query behaviour)
+        compare it to know when to look again (:meth:`position`, :meth:`events_after`).
+
+        Cheap enough to call on every search (no table is read): see
+        ``benchmarks/bench_behaviour.py``.
+        """
+        data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        return (int(data_version) << 32) | ((self._commits + self._rollbacks) & 0xFFFFFFFF)
+
+    def position(self) -> LogPosition:
+        """The largest event and query rowids and the deletion epoch, read in one statement.
+
+        Rowids only grow while nothing is deleted (one writer at a time, rows never updated),
+        so a reader that has seen everything up to a position can read just what lies beyond
+        it (:meth:`events_after`, :meth:`queries_after`) as long as ``epoch`` is unchanged.
+        """
+        db = self._db
+        try:
+            events, queries, deletions = db.execute(
+                "SELECT (SELECT MAX(rowid) FROM events), (SELECT MAX(rowid) FROM queries), "
+                "(SELECT value FROM counters WHERE name = 'deletions')"
+            ).fetchone()
+        except sqlite3.OperationalError:  # a read-only store from before the counters table
+            events, queries = db.execute(
+                "SELECT (SELECT MAX(rowid) FROM events), (SELECT MAX(rowid) FROM queries)"
+            ).fetchone()
+            deletions = 0
+        return LogPosition((int(deletions or 0), self._rollbacks), events or 0, queries or 0)
+
+    def events_after(
+        self, rowid: int, actions: Sequence[str] | None = None, *, limit: int | None = None
+    ) -> list[_BehaviourRow]:
+        """The events with a rowid above ``rowid`` (optionally only the given ``actions``; at
+        most ``limit`` of them), in rowid (insertion) order, as ``(rowid, action_name,
+        object_id, client_id, session_id, query_id, user_query)`` tuples, ``user_query`` being
+        the text of the event's query (``None`` while its query record is not stored): one
+        statement, joining the queries table by its primary key. ``events_after(0)`` reads
+        the whole log (page through a large one with ``limit``)."""
+        sql = (
+            "SELECT e.rowid, e.action_name, e.object_id, e.client_id, e.session_id, "
+            "e.query_id, q.user_query FROM events AS e "
+            "LEFT JOIN queries AS q ON q.query_id = e.query_id WHERE e.rowid > ?"
+        )
+        params: list[Any] = [int(rowid)]
+        if actions is not None:
+            wanted = _check_actions(actions)
+            if not wanted:
+                return []
+            sql += f" AND e.action_name IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        sql += " ORDER BY e.rowid"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._db.execute(sql, params).fetchall()
+
+    def queries_after(self, rowid: int) -> list[tuple[int, str, str]]:
+        """``(rowid, query_id, user_query)`` of the queries with a rowid above ``rowid``, in
+        rowid (insertion) order."""
+        return self._db.execute(
+            "SELECT rowid, query_id, user_query FROM queries WHERE rowid > ? ORDER BY rowid",
+            (int(rowid),),
+        ).fetchall()
 
     def clients(self) -> list[str]:
         """Every user (``client_id``) with a stored query or event, sorted."""
@@ -585,8 +677,15 @@ class EventStore:
                 ) from exc
             raise
 
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+        self._commits += 1
+
     def _rollback(self) -> None:
         if self._db.in_transaction:
+            # Rows this connection inserted (and may have read back) are gone: their rowids
+            # will be reused, so readers of this connection must re-read (see position()).
+            self._rollbacks += 1
             self._db.execute("ROLLBACK")
 
     def _insert(self, queries: list[_QueryRow], events: list[_EventRow]) -> tuple[int, int]:
@@ -622,7 +721,7 @@ class EventStore:
         try:
             result = self._insert(queries, events)
             if commit:
-                self._db.execute("COMMIT")
+                self._commit()
         except BaseException:
             self._rollback()
             raise

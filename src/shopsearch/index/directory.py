@@ -19,6 +19,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +44,7 @@ class IndexDirectory:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._lock_owner: int | None = None  # the thread holding writer_lock() through us
 
     @property
     def db_path(self) -> Path:
@@ -73,18 +76,34 @@ class IndexDirectory:
         return snapshot
 
     @contextmanager
-    def writer_lock(self) -> Iterator[None]:
+    def writer_lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Held by one writer at a time, across processes (an ``flock`` on ``DIR/.lock``).
+
+        Waits up to ``wait_s`` seconds for another holder, then raises
+        :class:`IndexLockedError`. Re-entrant: a thread that holds it through this object
+        may take it again (nested writes).
+        """
+        if self._lock_owner == threading.get_ident():
+            yield
+            return
         self.path.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_s
         with open(self.path / LOCK_NAME, "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise IndexLockedError(
-                    f"another process is writing the index at {self.path}"
-                ) from None
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexLockedError(
+                            f"another process is writing the index at {self.path}"
+                        ) from None
+                    time.sleep(0.01)
+            self._lock_owner = threading.get_ident()
             try:
                 yield
             finally:
+                self._lock_owner = None
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _next_snapshot_name(self) -> str:

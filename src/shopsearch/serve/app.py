@@ -23,13 +23,22 @@ GET  /healthz             none    liveness and sizes
 GET  /, /static/*         none    the storefront page (with an ephemeral search+events key)
 ========================  ======  ===================================================
 
+Searches (and autocomplete) run on at most ``search_concurrency`` threads per process
+(:class:`~shopsearch.serve.gate.Gate`); beyond ``max_queued_searches`` waiting, 503
+``overloaded``. With worker processes (``shared``: see :mod:`shopsearch.serve.shared`), the
+rate limits, the reloads and the metrics are shared by the workers, and every request
+first catches up with what the others wrote (:meth:`ServeState.refresh`). Every response
+says which process answered it (``X-Worker: <pid>``).
+
 (No ``from __future__ import annotations``: FastAPI reads the real annotations of the
 routes, whose body models are built per app.)
 """
 
+import asyncio
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -56,6 +65,7 @@ from shopsearch.models.encoders import Encoder
 from shopsearch.pipeline import SearchResult
 from shopsearch.serve import schemas
 from shopsearch.serve.errors import ApiError, install_error_handlers
+from shopsearch.serve.gate import Gate
 from shopsearch.serve.keys import STOREFRONT_KEY_NAME, ApiKey, KeyFile, Keyring
 from shopsearch.serve.metrics import CONTENT_TYPE_LATEST, Metrics
 from shopsearch.serve.middleware import (
@@ -64,9 +74,10 @@ from shopsearch.serve.middleware import (
     BodyLimitMiddleware,
     ObservabilityMiddleware,
 )
-from shopsearch.serve.ratelimit import RateLimiter
+from shopsearch.serve.ratelimit import RateLimiter, SharedRateLimiter
 from shopsearch.serve.settings import ServeSettings
-from shopsearch.serve.state import ServeState
+from shopsearch.serve.shared import SharedDir
+from shopsearch.serve.state import Generation, ServeState
 
 __all__ = ["STATIC_DIR", "STOREFRONT_KEY_PLACEHOLDER", "create_app"]
 
@@ -76,6 +87,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 STOREFRONT_KEY_PLACEHOLDER = "__SHOPSEARCH_STOREFRONT_KEY__"
 ANONYMOUS_CLIENT = "anonymous"  # the UBI client_id of a search without a user_id
 _MAX_PROBLEMS = 20  # bad records/products named in one error message
+_SAMPLE_INTERVAL_S = 0.5  # how often a worker process writes its gauges (multi-process)
 _PLACEHOLDER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>shopsearch</title></head>
 <body><h1>shopsearch</h1><p>The storefront page is not installed. The API is at
@@ -97,12 +109,17 @@ def create_app(
     settings: ServeSettings | None = None,
     *,
     encoder: Encoder | None = None,
+    storefront_key: str | None = None,
+    shared: SharedDir | None = None,
 ) -> FastAPI:
     """The API over one index directory (opened now; closed at the app's shutdown).
 
     ``encoder``: reuse an already loaded encoder (tests); by default the index's own.
+    ``storefront_key``: the storefront page's ephemeral key (default: a new one; worker
+    processes get their parent's). ``shared``: the directory the worker processes of one
+    server share (rate limits, reloads, metrics); ``None`` for a single process.
     The app's ``state`` holds ``shopsearch`` (:class:`ServeState`), ``keyring``,
-    ``storefront_key``, ``metrics`` and ``settings``.
+    ``storefront_key``, ``metrics``, ``settings`` and ``search_gate``.
     """
     settings = settings or ServeSettings()
     keyring = Keyring(KeyFile(index_dir))
@@ -111,9 +128,22 @@ def create_app(
         settings.storefront_scopes,
         rate_limit=settings.storefront_rate_limit,
         burst=settings.storefront_burst,
+        key=storefront_key,
     )
-    state = ServeState(index_dir, encoder=encoder, query_cache_size=settings.query_cache_size)
-    metrics = Metrics()
+    metrics = Metrics(None if shared is None else shared.metrics)
+
+    def reloaded(generation: Generation) -> None:  # whoever asked (this process or another)
+        keyring.reload()
+        metrics.reloads.inc()
+
+    state = ServeState(
+        index_dir,
+        encoder=encoder,
+        query_cache_size=settings.query_cache_size,
+        reload_marker=None if shared is None else shared.reload_marker,
+        watch_interval_s=None if shared is None else 0.5,
+        on_reload=reloaded,
+    )
     metrics.bind(
         products=lambda: len(state.current.pipeline),
         events=lambda: state.events_count,
@@ -121,7 +151,8 @@ def create_app(
         cache_hits=lambda: getattr(state.current.pipeline.encoder, "hits", 0),
         cache_misses=lambda: getattr(state.current.pipeline.encoder, "misses", 0),
     )
-    limiter = RateLimiter()
+    limiter = RateLimiter() if shared is None else SharedRateLimiter(shared.rate_limits)
+    gate = Gate(settings.search_concurrency, settings.max_queued_searches)
     models = schemas.request_models(settings)
     storefront = _StorefrontPage(storefront_key)
 
@@ -131,12 +162,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lifespans[0] += 1
         await anyio.to_thread.run_sync(state.start)  # already open, unless closed before
+        sampler = None
+        if shared is not None:
+            sampler = asyncio.create_task(_sample_metrics(metrics))
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.cancel()
             lifespans[0] -= 1
             if lifespans[0] == 0:  # graceful shutdown: flush the query log, close the index
                 await anyio.to_thread.run_sync(state.close)
+                metrics.process_exited()
 
     app = FastAPI(
         title="shopsearch",
@@ -152,6 +189,7 @@ def create_app(
     app.state.storefront_key = storefront_key
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.search_gate = gate
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
@@ -243,6 +281,7 @@ def create_app(
             (413, "body too large"),
             (422, "validation failed"),
             (429, "rate limited (see Retry-After)"),
+            (503, "overloaded: too many searches waiting (see Retry-After)"),
         )
     }
 
@@ -255,7 +294,10 @@ def create_app(
         tags=["search"],
         summary="Search the catalog",
     )
-    def search(request: Request, body: models.search, key: SearchKey) -> Response:
+    async def search(request: Request, body: models.search, key: SearchKey) -> Response:
+        return await gate.run(run_search, request, body)
+
+    def run_search(request: Request, body: Any) -> Response:
         now = time.time()
         filters = _filters(body.filters)
         events = [
@@ -288,7 +330,7 @@ def create_app(
             tags=["search"],
             summary="Autocomplete a query prefix",
         )
-        def suggest(
+        async def suggest(
             q: Annotated[
                 str,
                 Query(min_length=1, max_length=settings.max_query_chars, description="a prefix"),
@@ -297,6 +339,9 @@ def create_app(
             key: SearchKey,
             k: Annotated[int, Query(ge=1, le=settings.max_k)] = schemas.DEFAULT_SUGGEST_K,
         ) -> Response:
+            return await gate.run(run_suggest, q, k)
+
+        def run_suggest(q: str, k: int) -> Response:
             with state.lease() as generation:
                 found = generation.suggest(q, k)
             return json_response(
@@ -430,8 +475,6 @@ def create_app(
                 f"reload failed, still serving the previous index: {detail}",
                 type="api_error",
             ) from None
-        keyring.reload()
-        metrics.reloads.inc()
         pipeline = generation.pipeline
         return json_response(
             {
@@ -446,11 +489,20 @@ def create_app(
     @app.get("/healthz", response_model=schemas.HealthResponse, tags=["operations"])
     async def healthz() -> Response:
         return json_response(
-            {"status": "ok", "products": len(state.current.pipeline), "events": state.events_count}
+            {
+                "status": "ok",
+                "products": len(state.current.pipeline),
+                "events": state.events_count,
+                "pid": os.getpid(),
+                "reloads": state.reloads,
+            }
         )
 
     @app.get("/metrics", tags=["operations"], responses=errors, summary="Prometheus metrics")
     def prometheus(key: AdminKey) -> Response:
+        if shared is not None:  # the other workers add events too: count them all
+            state.refresh()
+            state.count_events()
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -479,6 +531,13 @@ def create_app(
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+async def _sample_metrics(metrics: Metrics) -> None:
+    """Write this worker's gauges for the others' scrapes, every half second."""
+    while True:
+        metrics.sample()
+        await asyncio.sleep(_SAMPLE_INTERVAL_S)
 
 
 def _version() -> str:

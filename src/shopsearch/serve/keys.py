@@ -233,10 +233,17 @@ class Keyring:
         return cls(key_file)
 
     def add_ephemeral(
-        self, name: str, scopes: Sequence[str], *, rate_limit: float, burst: int
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        rate_limit: float,
+        burst: int,
+        key: str | None = None,
     ) -> str:
-        """Create an in-memory key (never written anywhere) and return it."""
-        key = generate_key()
+        """Add an in-memory key (never written anywhere) and return it: ``key``, or a new
+        one (the worker processes of a server share their parent's)."""
+        key = key or generate_key()
         record = ApiKey(
             name,
             hash_key(key),

@@ -17,15 +17,22 @@ ACCESS_LOGGER = "shopsearch.serve.access"
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time": ..., "level": ..., "logger": ..., "message": ..., **fields}``; an
+    """``{"time": ..., "level": ..., "logger": ..., "pid": ..., "message": ..., **fields}``; an
     exception's traceback goes into ``"exc"`` (in the log, never in a response)."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted (one per line is slow)
+
     def format(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
         data: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{text}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which worker process (serve --workers N)
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)

@@ -167,7 +167,9 @@ class SuggestResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     products: int
-    events: int
+    events: int  # as this worker process knows it (others add events too)
+    pid: int  # the worker process that answered
+    reloads: int  # reloads this worker process made since it started
 
 
 class ReloadResponse(BaseModel):

@@ -15,11 +15,12 @@ A TOML file holds the same names at the top level (or under a ``[serve]`` table)
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -42,6 +43,13 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    #: Worker processes (uvicorn's multi-process mode); 2 suits a 2-core machine: searches
+    #: are CPU-bound Python, so one process uses about one core (the GIL).
+    workers: int = 1
+    #: Searches run at once per process (a capacity limiter); more would only thrash the GIL.
+    search_concurrency: int = 2
+    #: Searches waiting for a slot, per process, beyond which new ones get 503 "overloaded".
+    max_queued_searches: int = 64
     #: Origins allowed by CORS; empty: no CORS middleware at all.
     cors_origins: tuple[str, ...] = ()
     max_query_chars: int = 512
@@ -71,10 +79,17 @@ class ServeSettings:
         out: list[tuple[str, str]] = []
         if not 0 <= self.port <= 65535:
             out.append(("port", f"must be between 0 and 65535, not {self.port}"))
-        for name in ("max_query_chars", "max_k", "max_batch", "max_body_bytes"):
+        for name in (
+            "workers",
+            "search_concurrency",
+            "max_query_chars",
+            "max_k",
+            "max_batch",
+            "max_body_bytes",
+        ):
             if getattr(self, name) < 1:
                 out.append((name, f"must be >= 1, not {getattr(self, name)}"))
-        for name in ("max_inline_events", "query_cache_size"):
+        for name in ("max_queued_searches", "max_inline_events", "query_cache_size"):
             if getattr(self, name) < 0:
                 out.append((name, f"must be >= 0, not {getattr(self, name)}"))
         for name in ("rate_limit", "storefront_rate_limit"):
@@ -118,6 +133,15 @@ class ServeSettings:
     def with_overrides(self, **overrides: Any) -> ServeSettings:
         """A copy with the given non-``None`` values (e.g. ``--host`` / ``--port``)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_json(self) -> str:
+        """Every value as JSON (how ``serve --workers N`` hands them to its workers)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        values = json.loads(text)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 _TYPES = get_type_hints(ServeSettings)

@@ -437,3 +437,68 @@ def test_rows_are_inserted_in_several_statements(store, monkeypatch):
     events = [_e(f"e{i}", t=T0 + i) for i in range(10)]
     assert store.add([*events, events[4], _q("q1")]) == AddResult(1, 0, 10, 1)
     assert [e.event_id for e in store.iter_events()] == [f"e{i}" for i in range(10)]
+
+
+# --------------------------------------------------------------------------- change tracking
+
+
+def test_version_changes_with_every_commit_of_any_connection(store, tmp_path):
+    v0 = store.version()
+    assert store.version() == v0  # nothing happened
+    store.add([_q("q1")])  # this connection (not counted by PRAGMA data_version)
+    v1 = store.version()
+    assert v1 != v0
+    with EventStore.open(store.path) as other:
+        other.add([_e("e1")])
+    v2 = store.version()
+    assert v2 != v1 and store.version() == v2
+    with EventStore.open(store.path, readonly=True) as reader:
+        before = reader.version()
+        store.add([_e("e2")])
+        assert reader.version() != before
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(to_ubi(_e("e3"))) + "\n{\n")
+    v3 = store.version()
+    with pytest.raises(EventRecordError):
+        store.ingest_file(bad, strict=True)  # rolled back
+    assert store.version() != v3
+
+
+def test_position_and_events_after(store):
+    assert store.position() == ((0, 0), 0, 0)
+    store.add([_e("e1", query_id="q1"), _q("q1"), _e("e2", "impression", query_id="q1")])
+    store.add([_e("e3", "purchase", query_id="q9", client="u2", session=None, product="B02")])
+    position = store.position()
+    assert position.events == 3 and position.queries == 1 and position.epoch == (0, 0)
+    rows = store.events_after(0)
+    assert [r[1] for r in rows] == ["click", "impression", "purchase"]
+    assert rows[0][1:] == ("click", "B01", "u1", "s1", "q1", "query q1")
+    assert rows[2][1:] == ("purchase", "B02", "u2", None, "q9", None)  # no query record yet
+    assert [r[0] for r in store.events_after(rows[0][0], ["click", "purchase"])] == [rows[2][0]]
+    assert store.events_after(0, limit=1) == rows[:1]
+    assert store.events_after(position.events) == []
+    assert store.queries_after(0) == [(1, "q1", "query q1")]
+    with pytest.raises(InvalidQueryError):
+        store.events_after(0, ["wishlist"])
+
+
+def test_a_prune_that_deletes_something_changes_the_epoch(store):
+    store.add([_q("q1"), _e("e1", t=T0), _e("e2", t=T0 + 10 * DAY)])
+    epoch = store.position().epoch
+    store.prune(RetentionPolicy(max_age_days=30))  # deletes nothing
+    assert store.position().epoch == epoch
+    store.prune(RetentionPolicy(max_events=1))
+    assert store.position().epoch != epoch
+    with EventStore.open(store.path, readonly=True) as reader:
+        assert reader.position().epoch == store.position().epoch
+
+
+def test_position_of_a_read_only_store_without_the_counters_table(store):
+    store.add([_q("q1"), _e("e1")])
+    store.close()
+    db = sqlite3.connect(store.path)
+    db.execute("DROP TABLE counters")  # as written before the table existed
+    db.commit()
+    db.close()
+    with EventStore.open(store.path, readonly=True) as reader:
+        assert reader.position() == ((0, 0), 1, 1)
