@@ -37,3 +37,25 @@ def build_tiny_bert(
     BertModel(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
+
+
+def add_simulated_personalization(index: Path, work: Path) -> list[dict]:
+    """Give ``index`` SIMULATED shoppers and a trained personal stage, as the CLI would:
+    ``simulate`` over the tiny judgments (40 users + 5 cold-start, seed 3), ``events ingest``
+    of their events, ``context train`` on the training users (30 rounds). Returns the
+    simulated users (``user_id``, ``group``: train / test / cold_start)."""
+    import json
+
+    from shopsearch.cli import main
+
+    sim = work / "sim"
+    args = ["simulate", str(index), "--out", str(sim), "--judgments", str(TINY_JUDGMENTS)]
+    assert main([*args, "--users", "40", "--cold-start", "5", "--seed", "3"]) == 0
+    for name in ("events.jsonl", "events_test_users.jsonl"):
+        assert main(["events", "ingest", str(index), str(sim / name)]) == 0
+    users = json.loads((sim / "users.json").read_text())["users"]
+    clients = work / "train_users.txt"
+    clients.write_text("\n".join(u["user_id"] for u in users if u["group"] == "train"))
+    train = ["context", "train", str(index), "--judgments", str(TINY_JUDGMENTS)]
+    assert main([*train, "--clients", str(clients), "--rounds", "30"]) == 0
+    return users

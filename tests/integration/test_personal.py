@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tests_support import TINY_JUDGMENTS
+from tests_support import add_simulated_personalization
 
 from shopsearch.cli import main
 from shopsearch.context.features import FEATURE_GROUPS
@@ -22,16 +22,8 @@ def personal(tmp_path_factory, tiny_index_dir, encoder):
     root = tmp_path_factory.mktemp("personal")
     index = root / "index"
     shutil.copytree(tiny_index_dir, index)
+    users = add_simulated_personalization(index, root)
     sim = root / "sim"
-    args = ["simulate", str(index), "--out", str(sim), "--judgments", str(TINY_JUDGMENTS)]
-    assert main([*args, "--users", "40", "--cold-start", "5", "--seed", "3"]) == 0
-    for name in ("events.jsonl", "events_test_users.jsonl"):
-        assert main(["events", "ingest", str(index), str(sim / name)]) == 0
-    users = json.loads((sim / "users.json").read_text())["users"]
-    train = root / "train_users.txt"
-    train.write_text("\n".join(u["user_id"] for u in users if u["group"] == "train"))
-    command = ["context", "train", str(index), "--judgments", str(TINY_JUDGMENTS)]
-    assert main([*command, "--clients", str(train), "--rounds", "30"]) == 0
     with SearchPipeline.open(index, encoder=encoder) as pipeline:
         yield pipeline, sim, users
 

@@ -4,15 +4,13 @@ by feature group, and keeps answering while events stream in."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 from fastapi.testclient import TestClient
 from serve_support import auth, copy_index, create_keys, event_record
-from tests_support import TINY_JUDGMENTS
+from tests_support import add_simulated_personalization
 
-from shopsearch.cli import main
 from shopsearch.context.features import FEATURE_GROUPS
 from shopsearch.serve import ServeSettings, create_app
 
@@ -29,16 +27,7 @@ def served(tmp_path_factory, tiny_index_dir, encoder):
         before = client.post("/v1/search", json={"query": QUERY}, headers=auth(keys["search"]))
         assert before.json()["pipeline"] == "hybrid"
         # meanwhile, offline: simulate shoppers, ingest their events, train the LTR stage
-        sim = root / "sim"
-        args = ["simulate", str(index), "--out", str(sim), "--judgments", str(TINY_JUDGMENTS)]
-        assert main([*args, "--users", "40", "--cold-start", "5", "--seed", "3"]) == 0
-        for name in ("events.jsonl", "events_test_users.jsonl"):
-            assert main(["events", "ingest", str(index), str(sim / name)]) == 0
-        users = json.loads((sim / "users.json").read_text())["users"]
-        clients = root / "train_users.txt"
-        clients.write_text("\n".join(u["user_id"] for u in users if u["group"] == "train"))
-        train = ["context", "train", str(index), "--judgments", str(TINY_JUDGMENTS)]
-        assert main([*train, "--clients", str(clients), "--rounds", "30"]) == 0
+        users = add_simulated_personalization(index, root)
         reloaded = client.post("/v1/admin/reload", headers=auth(keys["admin"])).json()
         assert reloaded["default_pipeline"] == "personal" and "personal" in reloaded["pipelines"]
         yield client, keys, [u["user_id"] for u in users if u["group"] == "test"]

@@ -20,9 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests_support import TINY_JUDGMENTS
-
-from shopsearch.cli import main
+from tests_support import add_simulated_personalization
 
 pytestmark = pytest.mark.browser
 
@@ -42,16 +40,7 @@ def personal_index(tmp_path_factory, tiny_index_dir):
     root = tmp_path_factory.mktemp("storefront")
     index = root / "index"
     shutil.copytree(tiny_index_dir, index)
-    sim = root / "sim"
-    args = ["simulate", str(index), "--out", str(sim), "--judgments", str(TINY_JUDGMENTS)]
-    assert main([*args, "--users", "40", "--cold-start", "5", "--seed", "3"]) == 0
-    for name in ("events.jsonl", "events_test_users.jsonl"):
-        assert main(["events", "ingest", str(index), str(sim / name)]) == 0
-    users = json.loads((sim / "users.json").read_text())["users"]
-    train = root / "train_users.txt"
-    train.write_text("\n".join(u["user_id"] for u in users if u["group"] == "train"))
-    command = ["context", "train", str(index), "--judgments", str(TINY_JUDGMENTS)]
-    assert main([*command, "--clients", str(train), "--rounds", "30"]) == 0
+    add_simulated_personalization(index, root)
     return index
 
 
