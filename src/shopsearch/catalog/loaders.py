@@ -537,9 +537,40 @@ class _FieldMap:
         return name, (folded if folded in _CANONICAL else None), False
 
 
+def _lone_surrogate(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """The path of the first string (value or key) in ``value`` not encodable as UTF-8."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "value"
+        return None
+    if depth > 64:
+        return None  # deeper values are refused by the size and type checks
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found = _lone_surrogate(key, where, depth + 1) or _lone_surrogate(
+                item, where, depth + 1
+            )
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
 def _normalize(raw: Mapping[str, Any], field_map: _FieldMap, limits: LoadLimits) -> Product:
     if not isinstance(raw, Mapping):
         raise BadRowError(f"row must be a mapping, got {type(raw).__name__}")
+    bad = _lone_surrogate(raw)
+    if bad is not None:  # e.g. a JSON escape like "\ud800": SQLite cannot store it
+        raise BadRowError(f"field {bad!r} holds an invalid Unicode escape (lone surrogate)")
     canonical: dict[str, Any] = {}
     from_alias: dict[str, str] = {}  # canonical field -> source key it was taken from
     extras: dict[str, Any] = {}

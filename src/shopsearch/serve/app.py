@@ -560,41 +560,8 @@ def _filters(filters: schemas.SearchFilters | None) -> Filters | None:
 
 
 def _product(row: Any) -> Product:
-    """A product from a request row: the catalog loader's validation (``normalize_row``),
-    after refusing lone surrogates (JSON escapes like ``\\ud800``), which it lets through and
-    SQLite cannot store."""
-    bad = _lone_surrogate(row) if isinstance(row, dict) else None
-    if bad is not None:
-        raise BadRowError(f"field {bad!r} holds an invalid Unicode escape (lone surrogate)")
+    """A product from a request row, validated as the catalog loader validates file rows."""
     return normalize_row(row)
-
-
-def _lone_surrogate(value: Any, path: str = "", depth: int = 0) -> str | None:
-    """The path of the first string (value or key) in ``value`` not encodable as UTF-8."""
-    if isinstance(value, str):
-        if value.isascii():
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "value"
-        return None
-    if depth > 64:
-        return None  # the loader refuses deeper values itself
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            found = _lone_surrogate(key, where, depth + 1) or _lone_surrogate(
-                item, where, depth + 1
-            )
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _lone_surrogate(item, f"{path}[{i}]", depth + 1)
-            if found is not None:
-                return found
-    return None
 
 
 def _summary(product: Product | None) -> dict[str, Any] | None:

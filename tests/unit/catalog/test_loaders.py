@@ -739,3 +739,24 @@ def test_normalize_row_only_raises_bad_row_error(raw: dict[str, Any]) -> None:
     for number in (product.price, product.rating):
         assert number is None or math.isfinite(number)
     json.dumps(product.to_dict(), allow_nan=False)
+
+
+def test_a_lone_surrogate_escape_is_a_located_bad_row(tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair ("\\ud800"): valid JSON, not storable text."""
+    path = tmp_path / "surrogates.jsonl"
+    path.write_text(
+        '{"id": "A", "title": "fine"}\n'
+        '{"id": "B", "title": "broken \\ud800 text"}\n'
+        '{"id": "C", "title": "ok", "attrs": {"k": ["x", "\\udfff"]}}\n'
+        '{"id": "D", "title": "a pair is fine \\ud83d\\ude00"}\n',
+        encoding="utf-8",
+    )
+    report = load_catalog(path)
+    assert [p.id for p in report.products] == ["A", "D"]
+    reasons = _reasons(report)
+    assert reasons == {
+        2: "field 'title' holds an invalid Unicode escape (lone surrogate)",
+        3: "field 'attrs.k[1]' holds an invalid Unicode escape (lone surrogate)",
+    }
+    with pytest.raises(BadRowError, match="lone surrogate"):
+        normalize_row({"id": "E", "title": "\udc80"})
