@@ -42,15 +42,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from shopsearch.context.behaviour import QueryBehaviour
-    from shopsearch.context.features import FEATURES
-    from shopsearch.context.ltr import PERSONAL_FEATURES, LTRModel
+    from shopsearch.context.ltr import PERSONAL_COLUMNS, LTRModel
     from shopsearch.context.ranker import ContextRanker
     from shopsearch.context.training import LTRData, click_groups, judgment_groups
     from shopsearch.evaluation.judgments import load_judgments
     from shopsearch.evaluation.metrics import ndcg
     from shopsearch.pipeline import LTR_DIR, SearchPipeline
 
-    personal_columns = [FEATURES.index(name) for name in PERSONAL_FEATURES]
     started = time.perf_counter()
     progress = RichProgress()
     with SearchPipeline.open(args.index_dir) as pipeline:
@@ -97,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         train, valid = data.split(0.2)
         # 1. The base model: relevance from judgments and logged searches, with the
         #    shopper's own context hidden (what every anonymous search gets).
-        base_train, base_valid = train.without(personal_columns), valid.without(personal_columns)
+        base_train, base_valid = train.without(PERSONAL_COLUMNS), valid.without(PERSONAL_COLUMNS)
         x, y, groups, positions = base_train.arrays()
         vx, vy, vg, _ = base_valid.arrays() if len(base_valid) else (None, None, None, None)
         uses_positions = "clicks" in base_train.kinds

@@ -25,7 +25,14 @@ import numpy as np
 from shopsearch.context.features import FEATURE_GROUPS, FEATURES
 from shopsearch.errors import MissingDependencyError, ModelLoadError
 
-__all__ = ["DEFAULT_PARAMS", "LTRModel", "MODEL_FILE"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "LTRModel",
+    "MODEL_FILE",
+    "PERSONAL_COLUMNS",
+    "PERSONAL_FEATURES",
+    "PERSONAL_MODEL_FILE",
+]
 
 MODEL_FILE = "model.txt"
 META_FILE = "ltr.json"
@@ -47,7 +54,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
 #: The shopper's own context: what the personal stage (a residual on top of the base model)
 #: reads. The base model never sees them (they are zero in its training rows).
 PERSONAL_FEATURES: tuple[str, ...] = (*FEATURE_GROUPS["user"], *FEATURE_GROUPS["session"])
-_PERSONAL_INDEX = np.array([FEATURES.index(name) for name in PERSONAL_FEATURES])
+#: Their column indexes in a :func:`~.features.feature_matrix`.
+PERSONAL_COLUMNS = np.array([FEATURES.index(name) for name in PERSONAL_FEATURES])
 PERSONAL_MODEL_FILE = "personal.txt"
 #: Monotone constraints of the personal stage: a stronger affinity to the product's brand,
 #: category or colour, a better price fit or a closer history embedding may only raise its
@@ -80,13 +88,11 @@ class LTRModel:
         self.booster = booster
         self.personal = personal
         self.meta = dict(meta or {})
-        names = list(booster.feature_name())
+        names = [list(booster.feature_name())]
         expected = [list(FEATURES)]
         if personal is not None:
-            names = [names, list(personal.feature_name())]
-            expected = [list(FEATURES), list(PERSONAL_FEATURES)]
-        else:
-            names = [names]
+            names.append(list(personal.feature_name()))
+            expected.append(list(PERSONAL_FEATURES))
         if names != expected:
             raise ModelLoadError(
                 f"the LTR model was trained on features {names}, this version computes "
@@ -108,6 +114,7 @@ class LTRModel:
         meta: Mapping[str, Any] | None = None,
     ) -> LTRModel:
         """Train on query groups (``groups``: rows per query, in order). Labels are grades."""
+        settings = {**DEFAULT_PARAMS, **(params or {})}
         booster = _train(
             features,
             labels,
@@ -115,12 +122,12 @@ class LTRModel:
             list(FEATURES),
             positions=positions,
             valid=valid,
-            params={**DEFAULT_PARAMS, **(params or {})},
+            params=settings,
             rounds=rounds,
             early_stopping=early_stopping,
         )
         info = {
-            "params": {**DEFAULT_PARAMS, **(params or {})},
+            "params": settings,
             "rounds": booster.best_iteration or booster.current_iteration(),
             "train_rows": int(len(labels)),
             "train_groups": len(groups),
@@ -155,9 +162,9 @@ class LTRModel:
         valid_personal = None
         if valid is not None:
             vx, vy, vg = valid
-            valid_personal = (vx[:, _PERSONAL_INDEX], vy, vg, self._base_scores(vx))
+            valid_personal = (vx[:, PERSONAL_COLUMNS], vy, vg, self._base_scores(vx))
         personal = _train(
-            features[:, _PERSONAL_INDEX],
+            features[:, PERSONAL_COLUMNS],
             labels,
             groups,
             list(PERSONAL_FEATURES),
@@ -186,7 +193,7 @@ class LTRModel:
         if self.personal is not None:
             scores = scores + np.asarray(
                 self.personal.predict(
-                    features[:, _PERSONAL_INDEX],
+                    features[:, PERSONAL_COLUMNS],
                     num_iteration=self._rounds("personal"),
                     num_threads=1,
                 )
@@ -213,13 +220,13 @@ class LTRModel:
         if self.personal is not None:
             extra = np.asarray(
                 self.personal.predict(
-                    features[:, _PERSONAL_INDEX],
+                    features[:, PERSONAL_COLUMNS],
                     num_iteration=self._rounds("personal"),
                     pred_contrib=True,
                     num_threads=1,
                 )
             )
-            values[:, _PERSONAL_INDEX] += extra[:, :-1]
+            values[:, PERSONAL_COLUMNS] += extra[:, :-1]
             base += extra[:, -1]
         index = {name: i for i, name in enumerate(FEATURES)}
         rows = []
