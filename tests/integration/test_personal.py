@@ -1,4 +1,5 @@
-"""The personalized pipeline end to end on the tiny catalog with SIMULATED shoppers:
+"""The personalized pipeline end to end on the tiny catalog with SIMULATED shoppers (and
+PLANTED ones, whose rule any correct personal stage learns: ``tests_support``):
 simulate -> ingest events -> train the LTR stage -> search / explain / eval per user."""
 
 from __future__ import annotations
@@ -8,13 +9,18 @@ import shutil
 
 import numpy as np
 import pytest
-from tests_support import add_simulated_personalization
+from tests_support import TINY_JUDGMENTS, add_simulated_personalization
 
 from shopsearch.cli import main
 from shopsearch.context.features import FEATURE_GROUPS
 from shopsearch.context.profiles import SimpleEvent
 from shopsearch.errors import InvalidQueryError
+from shopsearch.evaluation.judgments import load_judgments
+from shopsearch.events.schema import EventRecord, QueryRecord
 from shopsearch.pipeline import SearchPipeline
+
+#: A judged query whose relevant results hold several brands.
+BRANDS_QUERY = "toddler water bottle without straw"
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +53,49 @@ def test_explanations_sum_to_the_score(personal):
         assert hit.scores["ltr"] == hit.score and "fused" in hit.scores
 
 
-def test_a_users_history_changes_the_ranking_and_anonymous_search_still_works(personal):
-    pipeline, _, users = personal
-    anonymous = pipeline.search("ugg slippers women", k=10)
-    unknown = pipeline.search("ugg slippers women", k=10, user="never-seen-user")
-    assert [h.product_id for h in unknown.hits] == [h.product_id for h in anonymous.hits]
-    changed = 0
-    for u in users:
-        if u["group"] != "test":
-            continue
-        hits = pipeline.search("ugg slippers women", k=10, user=u["user_id"]).hits
-        changed += [h.product_id for h in hits] != [h.product_id for h in anonymous.hits]
-    assert changed > 0
+def test_a_shoppers_history_moves_their_brand_up_and_anonymous_search_still_works(personal):
+    """A shopper who bought a relevant product of another brand than the top result's, shown
+    low for everyone else, finds that brand higher: their history (the ``user`` group) lifts
+    it. Property-based choice: no position or product id of one machine's ranking."""
+    pipeline, _, _ = personal
+    anonymous = pipeline.search(BRANDS_QUERY, k=10).hits
+    unknown = pipeline.search(BRANDS_QUERY, k=10, user="never-seen-user").hits
+    assert [h.product_id for h in unknown] == [h.product_id for h in anonymous]
+    relevant = {
+        j.product_id
+        for j in load_judgments(TINY_JUDGMENTS)
+        if j.query == BRANDS_QUERY and j.label in ("E", "S")
+    }
+    top_brand = anonymous[0].product.brand
+    favourite = next(
+        h.product
+        for h in reversed(anonymous)
+        if h.product_id in relevant and h.product.brand != top_brand
+    )
+    brands = [h.product.brand for h in anonymous]
+
+    _log_purchases(pipeline, "loyal-shopper", favourite.id)
+    hits = pipeline.search(BRANDS_QUERY, k=10, user="loyal-shopper", explain=True).hits
+    after = [h.product.brand for h in hits]
+    assert after.index(favourite.brand) < brands.index(favourite.brand), f"{brands} -> {after}"
+    lifted = next(h for h in hits if h.product.brand == favourite.brand)
+    assert lifted.scores["ltr.user"] > 0, lifted.scores
+
+
+def _log_purchases(pipeline, client: str, product_id: str, times: int = 2) -> None:
+    """Store ``times`` past searches of ``client`` (a week apart, under another query) that
+    ended in buying ``product_id``: the shopper's long-term history."""
+    start = 1_780_000_000.0
+    records: list[QueryRecord | EventRecord] = []
+    for n in range(times):
+        t, query_id, session = start + n * 7 * 86_400, f"{client}-q{n}", f"{client}-s{n}"
+        records.append(QueryRecord(query_id, client, session, "gift for a toddler", t))
+        for step, action in enumerate(("click", "purchase"), start=1):
+            event_id = f"{query_id}-{action}"
+            records.append(
+                EventRecord(event_id, action, query_id, client, session, t + step, product_id)
+            )
+    assert pipeline.events.add(records).events_new == 2 * times
 
 
 def test_inline_session_events_move_the_clicked_brand_up(personal):
