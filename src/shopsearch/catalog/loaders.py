@@ -35,9 +35,11 @@ from typing import IO, Any, cast
 
 from shopsearch.catalog.schema import Product
 from shopsearch.errors import BadRowError, CatalogError, MissingDependencyError
+from shopsearch.ids import id_problem
 
 __all__ = [
     "DEFAULT_ALIASES",
+    "MAX_PRICE",
     "LoadLimits",
     "LoadReport",
     "RowProblem",
@@ -135,16 +137,26 @@ def normalize_row(
     *,
     aliases: Mapping[str, str] | None = None,
     limits: LoadLimits = _DEFAULT_LIMITS,
+    json_types: bool = False,
 ) -> Product:
     """Turn one source row into a :class:`Product`.
 
     Raises :class:`BadRowError` (without a location; callers add it) when the row is
     unusable. When the id could be read, the error has a ``product_id`` attribute.
 
+    ``json_types``: the row is a JSON object from an API client, whose fields must already
+    have their JSON types (a price is a number, not ``"9.99"``; a title is a string, not
+    ``12``): nothing is converted. Files keep the lenient reading (a CSV cell is always
+    text), and both share every other check (bounds, ids, sizes).
+
     >>> normalize_row({"asin": "B01", "title": " Mug ", "price": "$4.50"}).price
     4.5
+    >>> normalize_row({"id": "B01", "title": "Mug", "price": "4.50"}, json_types=True)
+    Traceback (most recent call last):
+    ...
+    shopsearch.errors.BadRowError: price must be a JSON number, got str '4.50'
     """
-    return _normalize(raw, _FieldMap(aliases), limits)
+    return _normalize(raw, _FieldMap(aliases), limits, json_types)
 
 
 def iter_catalog(
@@ -478,6 +490,9 @@ def _approx_size(value: Any, depth: int = 0) -> int:
 _CANONICAL = frozenset(f.name for f in fields(Product))
 _MAX_DEPTH = 64
 _MAX_COUNT = 2**63 - 1
+#: The largest price a product may have (in any currency: 10**12 covers a car priced in
+#: Vietnamese dong); a larger number is a unit or data error.
+MAX_PRICE = 1e12
 
 _SYMBOLS = "$¢£¤¥֏؋৲৳৻૱௹฿៛\u20a0-\u20c0﷼﹩＄￠￡￥￦"
 _AMOUNT = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+(?:[eE][+-]?\d+)?"
@@ -565,7 +580,9 @@ def _lone_surrogate(value: Any, path: str = "", depth: int = 0) -> str | None:
     return None
 
 
-def _normalize(raw: Mapping[str, Any], field_map: _FieldMap, limits: LoadLimits) -> Product:
+def _normalize(
+    raw: Mapping[str, Any], field_map: _FieldMap, limits: LoadLimits, json_types: bool = False
+) -> Product:
     if not isinstance(raw, Mapping):
         raise BadRowError(f"row must be a mapping, got {type(raw).__name__}")
     bad = _lone_surrogate(raw)
@@ -590,6 +607,8 @@ def _normalize(raw: Mapping[str, Any], field_map: _FieldMap, limits: LoadLimits)
         else:
             extras[name] = value
 
+    if json_types:
+        _check_json_types(canonical)
     product_id = _parse_id(canonical.get("id"), limits)
     try:
         return _build(product_id, canonical, extras, limits)
@@ -660,7 +679,11 @@ def _parse_id(value: Any, limits: LoadLimits) -> str:
         raise BadRowError(f"id must be a string or an integer, got {_show(value)}")
     if not text:
         raise BadRowError(_missing("id", value))
-    return _check_length("id", text, limits.max_id_chars)
+    _check_length("id", text, limits.max_id_chars)
+    problem = id_problem(text, limits.max_id_chars)
+    if problem is not None:
+        raise BadRowError(f"id {problem}")
+    return text
 
 
 def _scalar_text(name: str, value: Any) -> str:
@@ -738,7 +761,42 @@ def _price(value: Any) -> float | None:
     price = _number("price", value, _MONEY_RE)
     if price is not None and price < 0:
         raise BadRowError(f"price must not be negative, got {_show(value)}")
+    if price is not None and price > MAX_PRICE:
+        raise BadRowError(
+            f"price must be at most {MAX_PRICE:,.0f}, got {_show(value)} (no product costs "
+            "more in any currency; a larger number is a unit or data error, and it would "
+            "swamp price facets and sorting)"
+        )
     return price
+
+
+#: The JSON types each canonical field accepts with ``json_types`` (lists: of strings).
+_JSON_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "id": ((str,), "a string"),
+    "title": ((str,), "a string"),
+    "description": ((str,), "a string"),
+    "brand": ((str,), "a string"),
+    "color": ((str,), "a string"),
+    "image": ((str,), "a string"),
+    "bullet_points": ((str, list), "a string or a list of strings"),
+    "category": ((str, list), "a list of strings or an 'A > B' string"),
+    "price": ((int, float), "a JSON number"),
+    "rating": ((int, float), "a JSON number"),
+    "rating_count": ((int,), "a JSON integer"),
+    "attributes": ((dict,), "a JSON object"),
+}
+
+
+def _check_json_types(row: Mapping[str, Any]) -> None:
+    """Refuse a canonical field whose JSON type is not the field's (nulls are absent values;
+    booleans are never numbers)."""
+    for name, value in row.items():
+        allowed, expected = _JSON_FIELD_TYPES.get(name, ((object,), ""))
+        if value is None or (isinstance(value, allowed) and not isinstance(value, bool)):
+            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                raise BadRowError(f"{name} must be {expected}, got {_show(value)}")
+            continue
+        raise BadRowError(f"{name} must be {expected}, got {type(value).__name__} {_show(value)}")
 
 
 def _rating(value: Any) -> float | None:

@@ -39,6 +39,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, NoReturn
 
 from shopsearch.errors import EventRecordError
+from shopsearch.ids import MAX_ID_CHARS, id_problem
 
 __all__ = [
     "ACTIONS",
@@ -210,23 +211,13 @@ def _parse_event(obj: Mapping[str, Any], location: str) -> tuple[Any, ...]:
             f"unknown action_name {_show(action)} (expected one of {', '.join(ACTIONS)})",
         )
     query_id = get("query_id")
-    if type(query_id) is not str or not query_id.isascii() or not query_id or query_id.isspace():
+    if not _plain_id(query_id):
         query_id = _id_value("query_id", query_id, location)
     client_id = get("client_id")
-    if (
-        type(client_id) is not str
-        or not client_id.isascii()
-        or not client_id
-        or client_id.isspace()
-    ):
+    if not _plain_id(client_id):
         client_id = _id_value("client_id", client_id, location)
     session_id = get("session_id")
-    if session_id is not None and (
-        type(session_id) is not str
-        or not session_id.isascii()
-        or not session_id
-        or session_id.isspace()
-    ):
+    if session_id is not None and not _plain_id(session_id):
         session_id = _id_value("session_id", session_id, location)
     value = get("timestamp")
     try:  # fast path: an ISO-8601 string with an offset
@@ -243,12 +234,7 @@ def _parse_event(obj: Mapping[str, Any], location: str) -> tuple[Any, ...]:
     if type(target) is not dict:
         _bad_event_attributes(attributes, location)
     object_id = target.get("object_id")
-    if (
-        type(object_id) is not str
-        or not object_id.isascii()
-        or not object_id
-        or object_id.isspace()
-    ):
+    if not _plain_id(object_id):
         if type(object_id) is int:  # numeric catalog ids (not bool: type(True) is bool)
             object_id = str(object_id)
         else:
@@ -433,7 +419,7 @@ def _timestamp(obj: Mapping[str, Any], location: str) -> float:
 
 def _required_id(obj: Mapping[str, Any], name: str, location: str) -> str:
     value = obj.get(name)
-    if type(value) is str and value.isascii() and value.strip():
+    if _plain_id(value):
         return value  # fast path: the usual ASCII id
     return _id_value(name, value, location)
 
@@ -452,8 +438,23 @@ def _id_value(name: str, value: Any, location: str) -> str:
         raise EventRecordError(location, _wrong_type(name, value, "a string"))
     if not value.strip():
         raise EventRecordError(location, f"field {name!r} is empty")
-    _check_unicode(name, value, location)
+    problem = id_problem(value)
+    if problem is not None:
+        raise EventRecordError(location, f"field {name!r} {problem}")
     return value
+
+
+def _plain_id(value: Any) -> bool:
+    """The usual id, checked inline on the hot path: a short, printable, non-blank ASCII
+    string (anything else goes through :func:`_id_value` and :func:`~shopsearch.ids.id_problem`,
+    which explain what is wrong)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isascii()
+        and value.isprintable()
+        and not value.isspace()
+    )
 
 
 def _check_unicode(name: str, value: str, location: str) -> None:

@@ -760,3 +760,72 @@ def test_a_lone_surrogate_escape_is_a_located_bad_row(tmp_path: Path) -> None:
     }
     with pytest.raises(BadRowError, match="lone surrogate"):
         normalize_row({"id": "E", "title": "\udc80"})
+
+
+# --------------------------------------------------------------------------- API rows
+
+
+@pytest.mark.parametrize("value", [1e308, 1e13, "1e308", "$2,000,000,000,000"])
+def test_a_price_over_the_maximum_is_a_row_error_saying_why(value: Any) -> None:
+    with pytest.raises(BadRowError, match="price must be at most 1,000,000,000,000") as caught:
+        normalize_row(_row("p", price=value))
+    assert "unit or data error" in caught.value.reason
+    assert normalize_row(_row("p", price=1e12)).price == 1e12
+
+
+@pytest.mark.parametrize(
+    ("product_id", "reason"),
+    [
+        ("a\x00b", "id holds the control character U+0000"),
+        ("B01\n", None),  # surrounding whitespace is stripped, as before
+        ("B0\t1", "id holds the control character U+0009"),
+        ("abc\u202edcb", "id holds the invisible bidirectional control U+202E"),
+        ("x\u2069", "id holds the invisible bidirectional control U+2069"),
+        ("Größe-42", None),
+    ],
+)
+def test_ids_hold_no_control_or_bidirectional_characters(product_id: str, reason: str | None):
+    if reason is None:
+        assert normalize_row(_row(product_id)).id == product_id.strip()
+        return
+    with pytest.raises(BadRowError) as caught:
+        normalize_row(_row(product_id))
+    assert caught.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("price", "9.99", "price must be a JSON number, got str '9.99'"),
+        ("price", True, "price must be a JSON number, got bool True"),
+        ("rating", "4.5", "rating must be a JSON number"),
+        ("rating_count", 12.0, "rating_count must be a JSON integer"),
+        ("title", 12, "title must be a string, got int 12"),
+        ("id", 7, "id must be a string"),
+        ("category", ["A", 3], "category must be a list of strings"),
+        ("attributes", "{}", "attributes must be a JSON object"),
+    ],
+)
+def test_json_rows_from_the_api_convert_nothing(field: str, value: Any, reason: str) -> None:
+    row = {"id": "p", "title": "Mug", field: value}
+    with pytest.raises(BadRowError) as caught:
+        normalize_row(row, json_types=True)
+    assert caught.value.reason == reason or caught.value.reason.startswith(reason)
+    if isinstance(value, str) and field in ("price", "rating"):
+        normalize_row(row)  # a file row: converted (a CSV cell is always text)
+
+
+def test_json_rows_accept_json_types_and_aliases() -> None:
+    row = {
+        "asin": "B01",
+        "title": "Mug",
+        "price": 4,
+        "rating": 4.5,
+        "rating_count": 10,
+        "category": "Home > Mugs",
+        "bullet_points": ["a", "b"],
+        "brand": None,
+    }
+    product = normalize_row(row, json_types=True)
+    assert (product.id, product.price, product.rating_count) == ("B01", 4.0, 10)
+    assert product.category == ("Home", "Mugs") and product.brand == ""

@@ -216,6 +216,17 @@ def test_an_event_with_user_query_is_still_an_event():
             "'event_attributes.position.ordinal' must be an integer",
         ),
         (_query(query_id="q\ud800"), "lone surrogate"),
+        # ids are bounded and printable, as everywhere (shopsearch.ids)
+        (_query(query_id="q" * 102_400), "field 'query_id' is 102,400 characters, limit 256"),
+        (_event(query_id="q" * 257), "field 'query_id' is 257 characters, limit 256"),
+        (_event(client_id="u\x00"), "field 'client_id' holds the control character U+0000"),
+        (_query(session_id="s\n1"), "field 'session_id' holds the control character U+000A"),
+        (_event(client_id="u\u202e1"), "field 'client_id' holds the invisible bidirectional"),
+        (
+            _event(event_attributes={"object": {"object_id": "B\u2066"}}),
+            "'event_attributes.object.object_id' holds the invisible bidirectional control U+2066",
+        ),
+        (_event(event_id="e\x7f"), "field 'event_id' holds the control character U+007F"),
     ],
 )
 def test_bad_records_raise_a_located_error(record, reason):
