@@ -45,11 +45,16 @@ _BY_STATUS: dict[int, tuple[str, str]] = {
     403: ("insufficient_scope", "permission_error"),
     404: ("not_found", "not_found_error"),
     405: ("method_not_allowed", "invalid_request_error"),
+    408: ("request_timeout", "invalid_request_error"),
     409: ("conflict", "invalid_request_error"),
     413: ("body_too_large", "invalid_request_error"),
+    414: ("uri_too_long", "invalid_request_error"),
     415: ("unsupported_media_type", "invalid_request_error"),
     422: ("validation_failed", "invalid_request_error"),
     429: ("rate_limited", "rate_limit_error"),
+    431: ("headers_too_large", "invalid_request_error"),
+    # nginx's "client closed request": logged and counted, never sent (nobody is listening)
+    499: ("client_closed_request", "invalid_request_error"),
     500: ("internal_error", "api_error"),
     503: ("unavailable", "api_error"),
 }

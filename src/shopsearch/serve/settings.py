@@ -62,10 +62,42 @@ class ServeSettings:
     #: Default per-key rate limit: sustained requests per second, and burst size.
     rate_limit: float = 50.0
     rate_burst: int = 100
-    #: The storefront page's ephemeral key (created at startup, never written to disk).
+    #: The storefront page's ephemeral key (created at startup, never written to disk). Its
+    #: limit is the ceiling for all shoppers together; each client has its own beneath it.
     storefront_scopes: tuple[str, ...] = ("search", "events")
-    storefront_rate_limit: float = 20.0
-    storefront_burst: int = 40
+    storefront_rate_limit: float = 100.0
+    storefront_burst: int = 200
+    #: Keys used by browsers (public: anyone can read them from the page) are limited per
+    #: client too, beneath the key's own limit: per client (address + ``X-Shopper-Id``)...
+    client_limited_keys: tuple[str, ...] = ("storefront",)
+    client_rate_limit: float = 5.0
+    client_burst: int = 20
+    #: ...and per address (IPv6: per /64), whatever shopper ids it sends.
+    address_rate_limit: float = 20.0
+    address_burst: int = 60
+    #: Buckets kept for clients and addresses (16 bytes each, shared by the workers); the
+    #: least recently limited make room for new ones.
+    client_table_slots: int = 65_536
+    #: Who may set X-Forwarded-For (uvicorn's forwarded_allow_ips): the client address then
+    #: comes from the proxy's header. "*" trusts everyone (never without a proxy in front).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    #: Request heads: at most this many bytes in all (request line and headers) and per
+    #: line (431, or 414 for the URL); the whole head within header_timeout_s of its first
+    #: byte (of the connection, for a new one), the whole body within body_timeout_s of the
+    #: head (408); an idle keep-alive connection is closed after keep_alive_timeout_s.
+    max_header_bytes: int = 16_384
+    max_header_line_bytes: int = 8_192
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0
+    keep_alive_timeout_s: float = 5.0
+    #: Event timestamps may be at most this far in the future (clients' clock skew).
+    max_event_future_s: float = 86_400.0
+    #: A served query becomes a suggestion once this many distinct shoppers searched it...
+    suggest_min_shoppers: int = 3
+    #: ...unless it contains one of these words or phrases (whole words, any case), listed
+    #: here or one per line in this file ('#' starts a comment).
+    suggest_blocklist: tuple[str, ...] = ()
+    suggest_blocklist_file: str = ""
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -92,13 +124,42 @@ class ServeSettings:
         for name in ("max_queued_searches", "max_inline_events", "query_cache_size"):
             if getattr(self, name) < 0:
                 out.append((name, f"must be >= 0, not {getattr(self, name)}"))
-        for name in ("rate_limit", "storefront_rate_limit"):
+        for name in ("rate_limit", "storefront_rate_limit", "client_rate_limit"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 out.append((name, f"must be a number > 0 (requests per second), not {value}"))
-        for name in ("rate_burst", "storefront_burst"):
+        if not (math.isfinite(self.address_rate_limit) and self.address_rate_limit > 0):
+            value = self.address_rate_limit
+            out.append(("address_rate_limit", f"must be a number > 0 (requests/s), not {value}"))
+        for name in (
+            "rate_burst",
+            "storefront_burst",
+            "client_burst",
+            "address_burst",
+            "suggest_min_shoppers",
+        ):
             if getattr(self, name) < 1:
                 out.append((name, f"must be >= 1, not {getattr(self, name)}"))
+        if self.client_table_slots < 64:
+            out.append(("client_table_slots", f"must be >= 64, not {self.client_table_slots}"))
+        if self.max_header_bytes < 1024:
+            out.append(("max_header_bytes", f"must be >= 1024, not {self.max_header_bytes}"))
+        if not 256 <= self.max_header_line_bytes <= self.max_header_bytes:
+            out.append(
+                (
+                    "max_header_line_bytes",
+                    f"must be between 256 and max_header_bytes, not {self.max_header_line_bytes}",
+                )
+            )
+        for name in (
+            "header_timeout_s",
+            "body_timeout_s",
+            "keep_alive_timeout_s",
+            "max_event_future_s",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                out.append((name, f"must be a number of seconds > 0, not {value}"))
         unknown = [s for s in self.storefront_scopes if s not in SCOPES]
         if unknown:
             out.append(("storefront_scopes", f"unknown scope(s) {unknown}: use {list(SCOPES)}"))

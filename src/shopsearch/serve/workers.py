@@ -61,12 +61,20 @@ def run_server(index_dir: str | os.PathLike[str], settings: ServeSettings) -> in
 
 
 def _config(app: Any, settings: ServeSettings, **options: Any) -> Any:
+    """uvicorn's configuration: our connection layer (head limits, read timeouts: see
+    :mod:`shopsearch.serve.protocol`), keep-alive timeout, trusted proxies."""
     import uvicorn
+
+    from shopsearch.serve.protocol import ConnectionLimits, protocol_factory
 
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        # (a factory where uvicorn's hints say a class; it only ever calls it)
+        http=protocol_factory(ConnectionLimits.from_settings(settings)),  # type: ignore[arg-type]
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]  # (call_later)
+        forwarded_allow_ips=list(settings.trusted_proxies),
         log_config=None,  # ours: JSON lines
         access_log=False,  # ours has the route template and the key name
         lifespan="on",
