@@ -200,7 +200,7 @@ class _PrefixIndex:
         return index
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self._ids)
 
     def add(self, text: str, weight: int) -> None:
         """Add ``weight`` to a text's popularity, inserting the text if it is new."""
@@ -220,6 +220,29 @@ class _PrefixIndex:
                 top.remove(item)
             insort(top, item, key=partial(self._rank, prefix))
             del top[MAX_K:]
+
+    def remove(self, text: str) -> bool:
+        """Forget a text (whatever its weight); ``False`` if it was not there. O(n) list
+        deletions and a recount of the top lists it was in: for rare, admin-driven use."""
+        key = normalize(text)
+        item = self._ids.pop(key, None)
+        if item is None:
+            return False
+        for i in _word_starts(key):
+            entry = key[i:] + " "
+            lo = bisect_left(self._entries, entry)
+            hi = bisect_right(self._entries, entry, lo)
+            for j in range(lo, hi):
+                if self._owners[j] == item:
+                    del self._entries[j], self._owners[j]
+                    break
+        self.weights[item] = 0
+        for prefix in self._hot_prefixes(key):
+            if item in self._top[prefix]:
+                lo = bisect_left(self._entries, prefix)
+                hi = bisect_left(self._entries, prefix + _MAX_CHAR, lo)
+                self._top[prefix] = self._best(prefix, lo, hi, MAX_K)
+        return True
 
     def search(self, prefix: str, k: int) -> list[tuple[int, int]]:
         """Up to ``k`` (``k <= MAX_K``) best ``(item id, tier)`` for a normalised prefix."""
@@ -363,6 +386,19 @@ class Suggester:
         if _suggestable(text):
             with self._lock:
                 self._queries.add(text, count)
+
+    def remove_query(self, text: str) -> bool:
+        """Stop suggesting the logged query ``text`` (compared normalised); ``False`` if it
+        was not suggested. Title phrases stay.
+
+        >>> suggester = Suggester.build([], [("free money", 40), ("free shipping mug", 2)])
+        >>> suggester.remove_query("FREE  Money")
+        True
+        >>> [s.text for s in suggester.suggest("free")]
+        ['free shipping mug']
+        """
+        with self._lock:
+            return self._queries.remove(text)
 
 
 def _check_count(count: int) -> None:

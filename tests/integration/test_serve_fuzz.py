@@ -30,6 +30,7 @@ OPERATIONS = [  # (method, path, examples): bounded to keep the module near 30 s
     ("DELETE", "/v1/products/{product_id}", 25),
     ("POST", "/v1/products/bulk", 30),
     ("POST", "/v1/admin/reload", 3),  # opens a fresh pipeline each time: slow
+    ("DELETE", "/v1/admin/suggestions", 25),
     ("GET", "/healthz", 5),
     ("GET", "/metrics", 5),
 ]

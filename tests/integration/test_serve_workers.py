@@ -34,7 +34,17 @@ from shopsearch.serve import ServeSettings, create_app
 from shopsearch.serve.keys import KeyFile
 
 WORKERS = ("--workers", "2")
-LIMITS = {"SHOPSEARCH_SERVE_RATE_LIMIT": "100000", "SHOPSEARCH_SERVE_RATE_BURST": "100000"}
+LIMITS = {  # (per-client limits of the storefront's key: test_serve_edge.py)
+    f"SHOPSEARCH_SERVE_{name}": "100000"
+    for name in (
+        "RATE_LIMIT",
+        "RATE_BURST",
+        "CLIENT_RATE_LIMIT",
+        "CLIENT_BURST",
+        "ADDRESS_RATE_LIMIT",
+        "ADDRESS_BURST",
+    )
+}
 MAX_TRIES = 400  # requests before giving up on reaching both workers
 #: A new connection per request (so that either worker may accept it).
 CLIENT = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=60)

@@ -288,3 +288,18 @@ def test_suggestions_match_are_unique_and_ranked(
         if s.source == "query" and key.startswith(want)
     ]
     assert got[: len(at_start[:k])] == at_start[:k]
+
+
+def test_removing_a_query_updates_hot_prefixes():
+    """Prefixes shared by many texts keep precomputed top lists: a removal must leave them."""
+    many = [(f"shoe model {i:03d}", 1 + i % 7) for i in range(200)]
+    suggester = Suggester.build([], [*many, ("shoe cleaner", 1_000)])
+    assert suggester.suggest("s", 1)[0].text == "shoe cleaner"
+    assert suggester.remove_query("Shoe  CLEANER") and not suggester.remove_query("shoe cleaner")
+    for prefix in ("s", "sh", "shoe", "shoe c", "cleaner"):
+        assert "shoe cleaner" not in [s.text for s in suggester.suggest(prefix, MAX_K)]
+    rebuilt = Suggester.build([], many)
+    for prefix in ("s", "shoe m", "model 1"):
+        assert suggester.suggest(prefix, 20) == rebuilt.suggest(prefix, 20)
+    suggester.add_query("shoe cleaner", 2)  # may come back when logged again
+    assert "shoe cleaner" in [s.text for s in suggester.suggest("shoe c", 5)]

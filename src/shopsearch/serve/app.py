@@ -17,11 +17,18 @@ PUT  /v1/products/{id}    admin   add or replace a product (searchable on return
 DELETE /v1/products/{id}  admin   remove a product
 POST /v1/products/bulk    admin   add or replace many products
 POST /v1/admin/reload     admin   reopen the index directory (also SIGHUP)
+DELETE /v1/admin/suggestions admin never suggest a query phrase again (all workers, kept)
 GET  /metrics             admin   Prometheus metrics
 GET  /openapi.json, /docs any     the API description
-GET  /healthz             none    liveness and sizes
+GET  /healthz (and HEAD)  none    liveness and sizes
 GET  /, /static/*         none    the storefront page (with an ephemeral search+events key)
 ========================  ======  ===================================================
+
+The key is checked (and rate limits applied, per client too for the storefront's public key)
+before a request's body is read (:mod:`~shopsearch.serve.auth`); the connection layer
+bounds request heads and how long a client may take to send a request
+(:mod:`~shopsearch.serve.protocol`, used by ``shopsearch serve``). There are no redirects
+(``/v1/search/`` is a 404), so no response is built from the ``Host`` header.
 
 Searches (and autocomplete) run on at most ``search_concurrency`` threads per process
 (:class:`~shopsearch.serve.gate.Gate`); beyond ``max_queued_searches`` waiting, 503
@@ -37,7 +44,6 @@ routes, whose body models are built per app.)
 import asyncio
 import json
 import logging
-import math
 import os
 import time
 import uuid
@@ -49,35 +55,38 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, Response
 
 from shopsearch.catalog.loaders import normalize_row
 from shopsearch.catalog.schema import Product
 from shopsearch.context.profiles import SimpleEvent
 from shopsearch.errors import BadRowError, EventRecordError, ShopSearchError
-from shopsearch.events.schema import QueryRecord, parse_record
+from shopsearch.events.schema import QueryRecord, format_timestamp, parse_record
 from shopsearch.index.filters import Filters
 from shopsearch.models.encoders import Encoder
 from shopsearch.pipeline import SearchResult
 from shopsearch.serve import schemas
+from shopsearch.serve.auth import Authenticator, needs_key
 from shopsearch.serve.errors import ApiError, install_error_handlers
 from shopsearch.serve.gate import Gate
 from shopsearch.serve.keys import STOREFRONT_KEY_NAME, ApiKey, KeyFile, Keyring
+from shopsearch.serve.logs import ACCESS_LOGGER
 from shopsearch.serve.metrics import CONTENT_TYPE_LATEST, Metrics
 from shopsearch.serve.middleware import (
-    KEY_NAME_SCOPE_KEY,
     LOG_FIELDS_SCOPE_KEY,
+    AuthMiddleware,
     BodyLimitMiddleware,
+    CORSErrorMiddleware,
     ObservabilityMiddleware,
 )
-from shopsearch.serve.ratelimit import RateLimiter, SharedRateLimiter
+from shopsearch.serve.protocol import REFUSED_HOOK
+from shopsearch.serve.ratelimit import ClientRateLimiter, RateLimiter, SharedRateLimiter
 from shopsearch.serve.settings import ServeSettings
 from shopsearch.serve.shared import SharedDir
 from shopsearch.serve.state import Generation, ServeState
+from shopsearch.serve.suggestions import Blocklist
 
 __all__ = ["STATIC_DIR", "STOREFRONT_KEY_PLACEHOLDER", "create_app"]
 
@@ -94,6 +103,20 @@ _PLACEHOLDER_PAGE = """<!doctype html>
 <code>/v1/search</code>; see <code>/docs</code> (needs a key).</p>
 <script>window.SHOPSEARCH_KEY = "__SHOPSEARCH_STOREFRONT_KEY__";</script></body></html>
 """
+#: The storefront page's Content-Security-Policy header: its <meta> policy, plus what only
+#: a header can say (no framing: clickjacking).
+STOREFRONT_CSP = (
+    "default-src 'self'; img-src 'self' https: http: data:; script-src 'self'; "
+    "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+STOREFRONT_HEADERS = {
+    "Cache-Control": "no-store",  # it carries a key that dies with the process
+    "Content-Security-Policy": STOREFRONT_CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -131,6 +154,7 @@ def create_app(
         key=storefront_key,
     )
     metrics = Metrics(None if shared is None else shared.metrics)
+    blocklist = Blocklist.load(settings.suggest_blocklist, settings.suggest_blocklist_file)
 
     def reloaded(generation: Generation) -> None:  # whoever asked (this process or another)
         keyring.reload()
@@ -143,6 +167,8 @@ def create_app(
         reload_marker=None if shared is None else shared.reload_marker,
         watch_interval_s=None if shared is None else 0.5,
         on_reload=reloaded,
+        suggest_min_shoppers=settings.suggest_min_shoppers,
+        suggest_blocklist=blocklist,
     )
     metrics.bind(
         products=lambda: len(state.current.pipeline),
@@ -151,7 +177,15 @@ def create_app(
         cache_hits=lambda: getattr(state.current.pipeline.encoder, "hits", 0),
         cache_misses=lambda: getattr(state.current.pipeline.encoder, "misses", 0),
     )
-    limiter = RateLimiter() if shared is None else SharedRateLimiter(shared.rate_limits)
+    authenticator = Authenticator(
+        keyring,
+        settings,
+        metrics,
+        keys=RateLimiter() if shared is None else SharedRateLimiter(shared.rate_limits),
+        clients=ClientRateLimiter(
+            None if shared is None else shared.client_limits, settings.client_table_slots
+        ),
+    )
     gate = Gate(settings.search_concurrency, settings.max_queued_searches)
     models = schemas.request_models(settings)
     storefront = _StorefrontPage(storefront_key)
@@ -159,14 +193,14 @@ def create_app(
     lifespans = [0]  # running lifespans: test clients may run more than one at a time
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         lifespans[0] += 1
         await anyio.to_thread.run_sync(state.start)  # already open, unless closed before
         sampler = None
         if shared is not None:
             sampler = asyncio.create_task(_sample_metrics(metrics))
         try:
-            yield
+            yield {REFUSED_HOOK: _refusal_recorder(metrics)}  # the connection layer's refusals
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -183,6 +217,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the Host header
     )
     app.state.shopsearch = state
     app.state.keyring = keyring
@@ -190,93 +225,36 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.search_gate = gate
+    app.state.authenticator = authenticator
     install_error_handlers(app)
+    # (the last added runs first)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(AuthMiddleware, authenticate=authenticator.authenticate, needs_key=needs_key)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            CORSErrorMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "X-Shopper-Id", "Content-Type"],
             expose_headers=["Retry-After"],
         )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, routes=app.router.routes)
 
-    # ------------------------------------------------------------------ auth
-
-    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
-    header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
-
-    def require(scope: str | None) -> Callable[..., Any]:
-        """A dependency: the request's key, which must exist, hold ``scope`` (any key when
-        ``None``) and be within its rate limit."""
-
-        async def authenticate(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-            api_key: Annotated[str | None, Depends(header_key)],
-        ) -> ApiKey:
-            key = credentials.credentials if credentials is not None else api_key
-            challenge = {"WWW-Authenticate": "Bearer"}
-            if not key:
-                raise ApiError(
-                    401,
-                    "missing_api_key",
-                    "an API key is required: send 'Authorization: Bearer <key>' or "
-                    "'X-API-Key: <key>'",
-                    type="authentication_error",
-                    headers=challenge,
-                )
-            record = keyring.lookup(key)
-            if record is None:
-                raise ApiError(
-                    401,
-                    "invalid_api_key",
-                    "the API key is not valid (unknown or revoked)",
-                    type="authentication_error",
-                    headers=challenge,
-                )
-            request.scope[KEY_NAME_SCOPE_KEY] = record.name
-            wait = limiter.acquire(
-                record.name,
-                record.rate_limit or settings.rate_limit,
-                record.burst or settings.rate_burst,
-            )
-            if wait > 0:
-                metrics.rate_limited.labels(record.name).inc()
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"rate limit of the key {record.name!r} exceeded: retry in {wait:.2f} s",
-                    type="rate_limit_error",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-            if scope is not None and not record.allows(scope):
-                raise ApiError(
-                    403,
-                    "insufficient_scope",
-                    f"the key {record.name!r} does not have the {scope!r} scope",
-                    type="permission_error",
-                )
-            return record
-
-        return authenticate
-
-    AnyKey = Annotated[ApiKey, Depends(require(None))]
-    SearchKey = Annotated[ApiKey, Depends(require("search"))]
-    EventsKey = Annotated[ApiKey, Depends(require("events"))]
-    AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+    AnyKey = Annotated[ApiKey, Depends(authenticator.dependency(None))]
+    SearchKey = Annotated[ApiKey, Depends(authenticator.dependency("search"))]
+    EventsKey = Annotated[ApiKey, Depends(authenticator.dependency("events"))]
+    AdminKey = Annotated[ApiKey, Depends(authenticator.dependency("admin"))]
     ProductId = Annotated[
         str,
         PathParam(min_length=1, max_length=schemas.MAX_ID_CHARS),
-        AfterValidator(schemas.valid_text),
+        AfterValidator(schemas.valid_id),
     ]
 
     errors = {
         status: {"model": schemas.ErrorResponse, "description": description}
         for status, description in (
             (400, "invalid request"),
-            (401, "missing or invalid API key"),
+            (401, "missing or invalid API key (checked before the body is read)"),
             (403, "the key lacks the scope"),
             (413, "body too large"),
             (422, "validation failed"),
@@ -295,9 +273,10 @@ def create_app(
         summary="Search the catalog",
     )
     async def search(request: Request, body: models.search, key: SearchKey) -> Response:
-        return await gate.run(run_search, request, body)
+        shopper = authenticator.shopper(request.scope, key, body.user_id, body.session_id)
+        return await gate.run(run_search, request, body, shopper)
 
-    def run_search(request: Request, body: Any) -> Response:
+    def run_search(request: Request, body: Any, shopper: str) -> Response:
         now = time.time()
         filters = _filters(body.filters)
         events = [
@@ -318,7 +297,7 @@ def create_app(
             )
         query_id = str(uuid.uuid4())
         request.scope[LOG_FIELDS_SCOPE_KEY] = {"query_id": query_id}
-        state.log_query(_query_record(query_id, body, result, now))
+        state.log_query(_query_record(query_id, body, result, now), shopper)
         return json_response(_search_body(query_id, result, body.explain))
 
     if state.suggest_available:
@@ -364,11 +343,15 @@ def create_app(
     def post_events(body: models.events, key: EventsKey) -> Response:
         records = []
         problems = []
+        latest = time.time() + settings.max_event_future_s
         for i, obj in enumerate(body.records):
             try:
                 records.append(parse_record(obj, f"records[{i}]"))
             except EventRecordError as exc:
                 problems.append(str(exc))
+                continue
+            if records[-1].timestamp > latest:
+                problems.append(_future_problem(f"records[{i}]", records[-1].timestamp, settings))
         if problems:
             raise ApiError(400, "invalid_record", _problems_message(problems, "records"))
         result = state.add_records(records)
@@ -486,7 +469,35 @@ def create_app(
             }
         )
 
+    if state.suggest_available:
+
+        @app.delete(
+            "/v1/admin/suggestions",
+            response_model=schemas.SuggestionRemovedResponse,
+            responses=errors,
+            tags=["admin"],
+            summary="Never suggest a query phrase again (every worker; survives restarts)",
+        )
+        def remove_suggestion(
+            phrase: Annotated[
+                str,
+                Query(
+                    min_length=1,
+                    max_length=settings.max_query_chars,
+                    description="the query as shoppers typed it (case and spacing ignored)",
+                ),
+                AfterValidator(schemas.valid_text),
+            ],
+            key: AdminKey,
+        ) -> Response:
+            try:
+                suggested = state.remove_suggestion(phrase)
+            except ValueError:
+                raise ApiError(400, "invalid_phrase", "query.phrase: must not be blank") from None
+            return json_response({"removed": phrase, "was_suggested": suggested})
+
     @app.get("/healthz", response_model=schemas.HealthResponse, tags=["operations"])
+    @app.head("/healthz", include_in_schema=False)  # (uvicorn sends no body for HEAD)
     async def healthz() -> Response:
         return json_response(
             {
@@ -515,16 +526,9 @@ def create_app(
 
     # ------------------------------------------------------------------ storefront
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def storefront_page() -> Response:
-        return HTMLResponse(
-            storefront.render(),
-            headers={
-                "Cache-Control": "no-store",  # it carries a key that dies with the process
-                "Referrer-Policy": "no-referrer",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+        return HTMLResponse(storefront.render(), headers=STOREFRONT_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app
@@ -560,8 +564,33 @@ def _filters(filters: schemas.SearchFilters | None) -> Filters | None:
 
 
 def _product(row: Any) -> Product:
-    """A product from a request row, validated as the catalog loader validates file rows."""
-    return normalize_row(row)
+    """A product from a request row, validated as the catalog loader validates file rows
+    (the same bounds), with JSON types taken strictly (``"9.99"`` is not a price)."""
+    return normalize_row(row, json_types=True)
+
+
+def _future_problem(where: str, timestamp: float, settings: ServeSettings) -> str:
+    return (
+        f"{where}: timestamp {format_timestamp(timestamp)} is more than "
+        f"{settings.max_event_future_s:,.0f} s in the future (the server's clock says "
+        f"{format_timestamp(round(time.time()))}; allowed: clock skew of at most that much)"
+    )
+
+
+def _refusal_recorder(metrics: Metrics) -> Callable[[int, str], None]:
+    """What the connection layer calls for a request it refused before the app saw it
+    (head too large, head too slow, unparsable): counted under route "connection", logged."""
+    access_log = logging.getLogger(ACCESS_LOGGER)
+
+    def record(status: int, code: str) -> None:
+        metrics.observe("-", "connection", status, 0.0)
+        metrics.errors.labels("connection", code).inc()
+        access_log.info(
+            "request refused",
+            extra={"fields": {"route": "connection", "status": status, "code": code}},
+        )
+
+    return record
 
 
 def _summary(product: Product | None) -> dict[str, Any] | None:

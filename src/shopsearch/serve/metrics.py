@@ -3,6 +3,7 @@
 Names: ``shopsearch_http_requests_total{method,route,status}``,
 ``shopsearch_http_request_duration_seconds{method,route}`` (histogram),
 ``shopsearch_http_errors_total{route,code}``, ``shopsearch_rate_limited_total{key}``,
+``shopsearch_client_rate_limited_total{key,bucket}``,
 ``shopsearch_catalog_products``, ``shopsearch_events_stored``, ``shopsearch_queries_logged_total``,
 ``shopsearch_query_log_pending``, ``shopsearch_query_cache_hits`` / ``_misses``,
 ``shopsearch_reloads_total``.
@@ -73,6 +74,12 @@ class Metrics:
             "shopsearch_rate_limited",
             "Requests refused by the per-key rate limit",
             ("key",),
+            registry=r,
+        )
+        self.client_rate_limited = Counter(
+            "shopsearch_client_rate_limited",
+            "Requests with a public key refused by a per-client limit (bucket: client, address)",
+            ("key", "bucket"),
             registry=r,
         )
         self.queries_logged = Counter(

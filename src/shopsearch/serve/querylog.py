@@ -28,8 +28,9 @@ _STOP = object()
 
 
 class QueryLog:
-    """Batches records to ``write(records)`` on a daemon thread; ``on_written(records)`` is
-    called after each successful write (e.g. to feed autocomplete)."""
+    """Batches records to ``write(records)`` on a daemon thread; ``on_written(records,
+    shoppers)`` is called after each successful write with the records written and who
+    searched each (as given to :meth:`put`; e.g. to feed autocomplete)."""
 
     def __init__(
         self,
@@ -38,7 +39,7 @@ class QueryLog:
         interval_s: float = 0.25,
         batch_size: int = 2_000,
         max_pending: int = 100_000,
-        on_written: Callable[[Sequence[QueryRecord]], None] | None = None,
+        on_written: Callable[[Sequence[QueryRecord], Sequence[str | None]], None] | None = None,
     ) -> None:
         self._write = write
         self._on_written = on_written
@@ -52,13 +53,13 @@ class QueryLog:
         self._thread = threading.Thread(target=self._run, name="shopsearch-query-log", daemon=True)
         self._thread.start()
 
-    def put(self, record: QueryRecord) -> None:
-        """Queue a record (never blocks; drops and counts it when the queue is full or the
-        log is closed)."""
+    def put(self, record: QueryRecord, shopper: str | None = None) -> None:
+        """Queue a record and who searched (never blocks; drops and counts it when the
+        queue is full or the log is closed)."""
         if self._closed or self._queue.qsize() >= self.max_pending:
             self.dropped += 1
             return
-        self._queue.put(record)
+        self._queue.put((record, shopper))
 
     @property
     def pending(self) -> int:
@@ -79,7 +80,7 @@ class QueryLog:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        batch: list[QueryRecord] = []
+        batch: list[tuple[QueryRecord, str | None]] = []
         waiters: list[threading.Event] = []
         stop = False
         while not stop:
@@ -106,7 +107,7 @@ class QueryLog:
                 waiter.set()
             waiters = []
         # drain anything put after the stop marker (racing puts)
-        rest: list[QueryRecord] = []
+        rest: list[tuple[QueryRecord, str | None]] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -119,23 +120,23 @@ class QueryLog:
         if rest:
             self._commit(rest)
 
-    def _commit(self, batch: list[QueryRecord]) -> None:
+    def _commit(self, batch: list[tuple[QueryRecord, str | None]]) -> None:
         try:
-            self._write(batch)
+            self._write([record for record, _ in batch])
         except Exception:  # noqa: BLE001 - a bad batch must not stop the log
             logger.exception("query log: writing %d records failed; retrying each", len(batch))
             kept = []
-            for record in batch:
+            for item in batch:
                 try:
-                    self._write([record])
-                    kept.append(record)
+                    self._write([item[0]])
+                    kept.append(item)
                 except Exception:  # noqa: BLE001
                     self.dropped += 1
-                    logger.exception("query log: dropped query %s", record.query_id)
+                    logger.exception("query log: dropped query %s", item[0].query_id)
             batch = kept
         self.written += len(batch)
         if self._on_written is not None and batch:
             try:
-                self._on_written(batch)
+                self._on_written([r for r, _ in batch], [s for _, s in batch])
             except Exception:  # noqa: BLE001
                 logger.exception("query log: on_written failed")

@@ -1,28 +1,39 @@
 """Request and response bodies of the HTTP API (pydantic models).
 
-Request models forbid unknown fields; their limits come from :class:`ServeSettings`, so
-they are built per app by :func:`request_models` (and the OpenAPI schema shows the real
-limits). Response models document the responses; routes return pre-serialized JSON.
+Request models forbid unknown fields and take JSON types strictly (``true`` is not an
+integer, ``"5"`` not a number: a client that sends them has a bug worth hearing about);
+ids follow :mod:`shopsearch.ids` (bounded, no control or bidirectional characters). Their
+limits come from :class:`ServeSettings`, so they are built per app by
+:func:`request_models` (and the OpenAPI schema shows the real limits). Response models
+document the responses; routes return pre-serialized JSON.
 
 (No ``from __future__ import annotations`` here: pydantic must see the real types of
 models built inside a function.)
 """
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shopsearch.events.schema import ACTIONS
+from shopsearch.ids import MAX_ID_CHARS, id_problem
 from shopsearch.serve.settings import ServeSettings
 
-__all__ = ["RequestModels", "request_models", "valid_text"]
+__all__ = ["RequestModels", "request_models", "valid_id", "valid_text"]
 
 DEFAULT_K = 10
 DEFAULT_SUGGEST_K = 8
-MAX_ID_CHARS = 256
 
 
 def valid_text(value: str) -> str:
@@ -34,6 +45,15 @@ def valid_text(value: str) -> str:
             raise PydanticCustomError(
                 "invalid_text", "holds an invalid Unicode escape (lone surrogate)"
             ) from None
+    return value
+
+
+def valid_id(value: str) -> str:
+    """An id as :func:`shopsearch.ids.id_problem` defines it (the catalog and the event log
+    agree), with the reason in the error."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_id", "{problem}", {"problem": problem})
     return value
 
 
@@ -51,13 +71,15 @@ def _finite(value: float | None) -> float | None:
 
 Text = Annotated[str, AfterValidator(valid_text)]
 Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(valid_text)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_CHARS),
+    AfterValidator(valid_id),
 ]
 Number = Annotated[float | None, AfterValidator(_finite)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SearchFilters(_Strict):
@@ -76,7 +98,9 @@ class InlineEvent(_Strict):
 
     action_name: Literal["click", "add_to_cart", "purchase", "impression"]
     object_id: Id
-    timestamp: Number = Field(None, description="epoch seconds; default: now")
+    timestamp: Number = Field(
+        None, ge=0, description="epoch seconds; default: now; not far in the future"
+    )
 
 
 assert set(ACTIONS) == {"click", "add_to_cart", "purchase", "impression"}
@@ -180,6 +204,11 @@ class ReloadResponse(BaseModel):
     took_ms: float
 
 
+class SuggestionRemovedResponse(BaseModel):
+    removed: str
+    was_suggested: bool  # by the worker process that answered
+
+
 class ErrorResponse(BaseModel):
     message: str
     code: str
@@ -199,6 +228,19 @@ class RequestModels:
 def request_models(settings: ServeSettings) -> RequestModels:
     """The request bodies with this server's limits."""
 
+    class Event(InlineEvent):
+        @field_validator("timestamp")
+        @classmethod
+        def not_far_future(cls, value: float | None) -> float | None:
+            limit = settings.max_event_future_s
+            if value is not None and value > time.time() + limit:
+                raise PydanticCustomError(
+                    "future_timestamp",
+                    f"{value:.0f} (epoch seconds) is more than {limit:,.0f} s in the future: "
+                    "clients' clocks may be off by that much, no more",
+                )
+            return value
+
     class SearchRequest(_Strict):
         query: Annotated[
             str,
@@ -212,9 +254,7 @@ def request_models(settings: ServeSettings) -> RequestModels:
         pipeline: Text | None = Field(None, description="default: the index's default pipeline")
         user_id: Id | None = Field(None, description="the shopper (UBI client_id)")
         session_id: Id | None = None
-        events: list[InlineEvent] = Field(
-            default_factory=list, max_length=settings.max_inline_events
-        )
+        events: list[Event] = Field(default_factory=list, max_length=settings.max_inline_events)
         explain: bool = False
 
     class EventsRequest(_Strict):

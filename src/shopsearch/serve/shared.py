@@ -5,6 +5,7 @@
     SHARED/
       reload        the reload marker: each reload request appends a line
       rate-limits   the token buckets of every key (:class:`SharedRateLimiter`)
+      client-limits the buckets of public keys' clients (:class:`ClientRateLimiter`)
       metrics/      prometheus_client's multi-process files (PROMETHEUS_MULTIPROC_DIR)
 
 A worker learns whether it missed a reload (``POST /v1/admin/reload`` answered by another
@@ -59,6 +60,10 @@ class SharedDir:
     @property
     def rate_limits(self) -> Path:
         return self.path / "rate-limits"
+
+    @property
+    def client_limits(self) -> Path:
+        return self.path / "client-limits"
 
     @property
     def metrics(self) -> Path:

@@ -17,6 +17,11 @@ the event store's writer connection, and the query log.
   seen by every search any process answers after that. A watcher thread does the same
   check every ``watch_interval_s`` so that idle processes catch up before their next
   request.
+* **Suggestions**: served queries reach autocomplete through the suggestion store
+  (:mod:`~shopsearch.serve.suggestions`: distinct shoppers, blocklist, admin removals),
+  written by the query log's thread; each generation's suggester follows the store from
+  the cursor it was built at (:meth:`ServeState.sync_suggestions`: after each query-log
+  write, and on the watcher thread, so what other processes add or remove arrives too).
 * **Garbage collection**: an opened index is ~450,000 Python objects, which a full
   collection walks in ~0.3 s (a pause of every request in the process). Servers freeze
   them after startup (``gc.freeze()``: the collector skips them) and set ``freeze_heap``,
@@ -45,13 +50,12 @@ from shopsearch.pipeline import SearchPipeline
 from shopsearch.serve.cache import CachedQueryEncoder
 from shopsearch.serve.querylog import QueryLog
 from shopsearch.serve.shared import ReloadMarker
+from shopsearch.serve.suggestions import SUGGESTIONS_FILE, Blocklist, Cursor, SuggestionStore
 
 __all__ = ["Generation", "ServeState"]
 
 logger = logging.getLogger("shopsearch.serve")
 
-#: Logged query texts that seed autocomplete at startup (the most frequent ones).
-SUGGEST_SEED_QUERIES = 100_000
 #: How long a product write waits for another process's write to the index to end.
 WRITE_LOCK_WAIT_S = 30.0
 
@@ -67,13 +71,16 @@ def load_suggest_module() -> Any | None:
 class Generation:
     """One opened state of the index directory, shared by the requests that lease it."""
 
-    def __init__(self, pipeline: SearchPipeline, suggester: Any | None) -> None:
+    def __init__(
+        self, pipeline: SearchPipeline, suggester: Any | None, cursor: Cursor | None = None
+    ) -> None:
         self.pipeline = pipeline
         # Pinned when opened: a model that `context train` writes later (or a broken one)
         # changes nothing until the next reload.
         self.pipelines = pipeline.pipelines
         self.default_pipeline = pipeline.default_pipeline
         self.suggester = suggester
+        self.suggest_cursor = cursor or Cursor()  # how far it follows the suggestion store
         self.suggest_lock = threading.Lock()
         self.opened = time.time()
         self.users = 0
@@ -94,13 +101,6 @@ class Generation:
         with self.suggest_lock:
             return list(self.suggester.suggest(prefix, k))
 
-    def add_queries(self, texts: Sequence[str]) -> None:
-        if self.suggester is None or not texts:
-            return
-        with self.suggest_lock:
-            for text in texts:
-                self.suggester.add_query(text)
-
     def close(self) -> None:
         self.pipeline.close()
 
@@ -112,6 +112,8 @@ class ServeState:
     here is requested there too, and theirs here); ``on_reload(generation)`` is called
     after every reload, whoever asked for it; ``watch_interval_s``: run :meth:`refresh` on
     a background thread that often too (``None``: only when a request comes).
+    ``suggest_min_shoppers`` and ``suggest_blocklist``: which served queries become
+    suggestions (:class:`~shopsearch.serve.suggestions.SuggestionStore`).
     """
 
     def __init__(
@@ -124,8 +126,13 @@ class ServeState:
         reload_marker: ReloadMarker | None = None,
         watch_interval_s: float | None = None,
         on_reload: Callable[[Generation], None] | None = None,
+        suggest_min_shoppers: int = 3,
+        suggest_blocklist: Blocklist | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
+        self._suggest_min_shoppers = suggest_min_shoppers
+        self._suggest_blocklist = suggest_blocklist
+        self.suggestions: SuggestionStore | None = None
         self._lock = threading.Lock()  # guards the current generation and lease counts
         self._reload_lock = threading.Lock()  # reloads and refreshes, one at a time
         self.write_lock = threading.Lock()  # product writes (and reloads) one at a time
@@ -150,6 +157,12 @@ class ServeState:
             if not self.closed:
                 return
             self._marker_seen = self._marker.count() if self._marker else 0
+            if self._suggest_module is not None:
+                self.suggestions = SuggestionStore(
+                    self.index_dir / SUGGESTIONS_FILE,
+                    min_shoppers=self._suggest_min_shoppers,
+                    blocklist=self._suggest_blocklist,
+                )
             current = self._open(self._encoder)
             try:
                 events = EventStore.open(self.index_dir)
@@ -236,6 +249,7 @@ class ServeState:
         while not stop.wait(interval):
             try:
                 self.refresh()
+                self.sync_suggestions()
             except Exception:  # noqa: BLE001 - the next request tries again (and reports)
                 logger.exception("background refresh failed")
 
@@ -298,19 +312,19 @@ class ServeState:
                 cached = CachedQueryEncoder(pipeline.encoder, self.query_cache_size)
                 pipeline.encoder = cached  # type: ignore[assignment]
             _warm_up(pipeline)
-            suggester = self._build_suggester(pipeline)
+            suggester, cursor = self._build_suggester(pipeline)
         except BaseException:
             pipeline.close()
             raise
-        return Generation(pipeline, suggester)
+        return Generation(pipeline, suggester, cursor)
 
-    def _build_suggester(self, pipeline: SearchPipeline) -> Any | None:
-        if self._suggest_module is None:
-            return None
+    def _build_suggester(self, pipeline: SearchPipeline) -> tuple[Any | None, Cursor]:
+        """Catalog title phrases plus the admitted queries (and where the store was then)."""
+        if self._suggest_module is None or self.suggestions is None:
+            return None, Cursor()
         titles = (p.title for p in pipeline.store.iter_products())
-        with EventStore.open(self.index_dir) as events:
-            queries = events.query_counts(SUGGEST_SEED_QUERIES)
-        return self._suggest_module.Suggester.build(titles, queries)
+        queries, cursor = self.suggestions.snapshot()
+        return self._suggest_module.Suggester.build(titles, queries), cursor
 
     # ------------------------------------------------------------------ writes
 
@@ -334,16 +348,58 @@ class ServeState:
             self.queries_count += result.queries_new
         return result
 
-    def log_query(self, record: QueryRecord) -> None:
-        """Queue a served query for the log (written off the request path)."""
-        self.query_log.put(record)
+    def log_query(self, record: QueryRecord, shopper: str | None = None) -> None:
+        """Queue a served query for the log (written off the request path); ``shopper``:
+        who searched, as suggestion admission counts shoppers (``None``: not counted)."""
+        self.query_log.put(record, shopper)
 
     def _write_queries(self, records: Sequence[QueryRecord]) -> None:
         self.add_records(records)
 
-    def _suggest_queries(self, records: Sequence[QueryRecord]) -> None:
-        texts = [r.user_query for r in records if r.extra.get("query_response_hit_ids")]
-        self.current.add_queries(texts)
+    def _suggest_queries(
+        self, records: Sequence[QueryRecord], shoppers: Sequence[str | None]
+    ) -> None:
+        """(The query log's thread.) Count the shoppers of the queries that found something."""
+        if self.suggestions is None:
+            return
+        searches = [
+            (r.user_query, shopper)
+            for r, shopper in zip(records, shoppers, strict=True)
+            if shopper is not None and r.extra.get("query_response_hit_ids")
+        ]
+        if searches and self.suggestions.record(searches):
+            self.sync_suggestions()
+
+    def sync_suggestions(self) -> None:
+        """Apply to the current suggester what the suggestion store gained (admitted phrases,
+        new shoppers of admitted ones, removals) since it last looked, from any process."""
+        if self.suggestions is None or self.closed:
+            return
+        generation = self.current
+        if generation.suggester is None:
+            return
+        with generation.suggest_lock:
+            while True:
+                changes = self.suggestions.changes(generation.suggest_cursor)
+                for text in changes.remove:
+                    generation.suggester.remove_query(text)
+                for text, weight in changes.add:
+                    generation.suggester.add_query(text, weight)
+                if changes.cursor == generation.suggest_cursor:
+                    return
+                generation.suggest_cursor = changes.cursor
+
+    def remove_suggestion(self, text: str) -> bool:
+        """Never suggest the query ``text`` again, in any process (persisted); whether this
+        process suggested it. Raises ``ValueError`` for a blank text."""
+        if self.suggestions is None:
+            return False
+        newly = self.suggestions.remove(text)
+        generation = self.current
+        with generation.suggest_lock:
+            suggested = generation.suggester is not None and generation.suggester.remove_query(text)
+        self.sync_suggestions()
+        return bool(newly and suggested)
 
     def count_events(self) -> dict[str, int]:
         """Count the stored records again (other processes add some too); updates
@@ -370,6 +426,9 @@ class ServeState:
             self.query_log.close()
             with self._events_lock:
                 self.events.close()
+            if self.suggestions is not None:
+                self.suggestions.close()
+                self.suggestions = None
             self._catalog.close()
             with self._lock:
                 current = self.current

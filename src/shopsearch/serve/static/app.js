@@ -161,7 +161,12 @@
   function api(method, path, body) {
     var init = {
       method: method,
-      headers: { Authorization: "Bearer " + apiKey, Accept: "application/json" },
+      headers: {
+        Authorization: "Bearer " + apiKey,
+        Accept: "application/json",
+        // the storefront's key is public: the server limits each shopper beneath it
+        "X-Shopper-Id": validId(userId()) ? userId() : sessionId(),
+      },
       credentials: "same-origin",
     };
     if (body !== undefined) {
