@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+# First: loads ONNX Runtime before anything can load usearch (see shopsearch/native.py).
+from shopsearch import native  # noqa: F401, I001
 from shopsearch.catalog.loaders import LoadReport, load_catalog
 from shopsearch.catalog.schema import Product
 from shopsearch.config import FusionConfig, IndexConfig

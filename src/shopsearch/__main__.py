@@ -1,3 +1,3 @@
-from shopsearch.cli import main
+from shopsearch.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -50,8 +50,11 @@ class RerankerConfig:
     path: str = ""  # a `shopsearch train` cross-encoder run directory; "" = no rerank stage
     k: int = 50
     # "onnx-int8": exported once into RUN_DIR/onnx-int8 (2.2x faster than PyTorch here,
-    # score correlation 0.999, benchmarks/bench_reranker_onnx.py); "torch": the PyTorch model.
+    # score correlation 0.999, benchmarks/bench_reranker_onnx.py); "onnx-fp32"; "torch": the
+    # PyTorch model. int8 falls back to fp32 ONNX, then PyTorch, with a warning, on a CPU
+    # where its scores of fixed pairs correlate below int8_min_pearson with PyTorch's.
     backend: str = "onnx-int8"
+    int8_min_pearson: float = 0.99
     # Final score = reranker score + first_stage_weight * z(hybrid score) over the top k:
     # the cross-encoder adjusts the first stage's order rather than replacing it. 0.3 was the
     # best of 0 / 0.1 / 0.3 / 1 on the validation queries of the ESCI run (retrieve nDCG@10).
@@ -62,8 +65,10 @@ class RerankerConfig:
             raise InvalidQueryError("reranker.k must be positive")
         if self.first_stage_weight < 0:
             raise InvalidQueryError("reranker.first_stage_weight must be >= 0")
-        if self.backend not in ("onnx-int8", "torch"):
-            raise InvalidQueryError("reranker.backend must be 'onnx-int8' or 'torch'")
+        if self.backend not in ("onnx-int8", "onnx-fp32", "torch"):
+            raise InvalidQueryError("reranker.backend must be 'onnx-int8', 'onnx-fp32' or 'torch'")
+        if not -1.0 <= self.int8_min_pearson <= 1.0:
+            raise InvalidQueryError("reranker.int8_min_pearson must be within [-1, 1]")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
     ├── InvalidQueryError       a query, filter or option is malformed
     ├── JudgmentsError          an evaluation judgments file is malformed
     ├── EventRecordError        a user-behaviour event record (or events file) is unusable
+    ├── NativeLibraryError      native libraries were loaded in an order that would crash
     └── MissingDependencyError  an optional extra is not installed
 
 Warnings we emit derive from :class:`ShopSearchWarning`.
@@ -88,6 +89,11 @@ class EventRecordError(ShopSearchError):
 
     def __reduce__(self) -> tuple[type[EventRecordError], tuple[str, str]]:
         return (type(self), (self.location, self.reason))
+
+
+class NativeLibraryError(ShopSearchError):
+    """Native libraries were loaded in an order that would crash the process (see
+    :mod:`shopsearch.native`)."""
 
 
 class MissingDependencyError(ShopSearchError, ImportError):

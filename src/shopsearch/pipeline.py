@@ -9,6 +9,8 @@ Later stages (cross-encoder reranking, personalization) plug in after fusion.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +37,8 @@ PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal")
 RETRIEVAL_PIPELINES = ("bm25", "dense", "hybrid")
 #: Where `shopsearch context train` saves the learning-to-rank model inside an index dir.
 LTR_DIR = "ltr"
+#: Where `shopsearch index` / `refresh` record the backends the models run on, and why.
+BACKENDS_FILE = "backends.json"
 #: How many hybrid candidates the personalized stage re-orders.
 PERSONAL_DEPTH = 50
 #: Products kept in the read cache (parsed from the store once per snapshot).
@@ -86,6 +90,7 @@ class SearchPipeline:
         self.snapshot = snapshot
         self.encoder = encoder
         self._reranker: tuple[object, tuple[str, ...]] | None = None  # loaded on first use
+        self.reranker_choice: Any = None  # its BackendChoice, once loaded
         self._context: Any = None  # the personalized stage, loaded on first use
         self._events: Any = None
         self._doc_cache: dict[str, Product] = {}
@@ -551,23 +556,51 @@ class SearchPipeline:
         return np.asarray(snapshot.vectors.scores(vector, rows), dtype=np.float32)
 
     def prepare_reranker(self) -> None:
-        """Load the cross-encoder now (for int8 ONNX, exported once into its run dir)."""
+        """Load the cross-encoder now (ONNX forms are exported once into its run dir)."""
         self._load_reranker()
 
     def _load_reranker(self) -> tuple[object, tuple[str, ...]]:
         if self._reranker is None:
             with self._load_lock:
                 if self._reranker is None:
-                    path = Path(self.config.reranker.path)
-                    if self.config.reranker.backend == "onnx-int8":
-                        from shopsearch.models.onnx_reranker import load_run_onnx_reranker
+                    from shopsearch.models.onnx_reranker import load_run_reranker_backend
 
-                        self._reranker = load_run_onnx_reranker(path)
-                    else:
-                        from shopsearch.models.cross_encoder import load_run_reranker
-
-                        self._reranker = load_run_reranker(path)
+                    settings = self.config.reranker
+                    reranker, fields, choice = load_run_reranker_backend(
+                        Path(settings.path),
+                        settings.backend,
+                        int8_min_pearson=settings.int8_min_pearson,
+                    )
+                    self.reranker_choice = choice
+                    self._reranker = (reranker, fields)
         return self._reranker
+
+    def backends(self) -> dict[str, Any]:
+        """The backend each model runs on in this process, and the parity that chose it.
+
+        The reranker appears once it is loaded (:meth:`prepare_reranker`).
+        """
+        out: dict[str, Any] = {}
+        choice = getattr(self.encoder, "backend_choice", None)
+        out["encoder"] = (
+            choice.to_dict()
+            if choice is not None
+            else {"backend": getattr(self.encoder, "backend", type(self.encoder).__name__)}
+        )
+        if self.reranker_choice is not None:
+            out["reranker"] = self.reranker_choice.to_dict()
+        return out
+
+    def record_backends(self) -> Path:
+        """Write :meth:`backends` (and this machine's CPU) to ``DIR/backends.json``."""
+        from shopsearch.system import cpu_model, int8_kernel_family
+
+        record = {"cpu": cpu_model(), "kernels": int8_kernel_family(), **self.backends()}
+        path = self.directory.path / BACKENDS_FILE
+        tmp = path.with_name(f".{BACKENDS_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
 
     # internals
     def _check(self, query: str, k: int, pipeline: str | None) -> str:

@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from shopsearch.catalog.schema import Product
-from shopsearch.errors import InvalidQueryError, ModelLoadError
+from shopsearch.errors import InvalidQueryError, ModelLoadError, ShopSearchWarning
 from shopsearch.models.encoders import EncoderConfig, load_encoder, product_text
-from shopsearch.models.onnx import META_FILE, OnnxEncoder, cached_export, export_fingerprint
+from shopsearch.models.onnx import (
+    META_FILE,
+    PARITY_TEXTS,
+    OnnxEncoder,
+    cached_export,
+    export_fingerprint,
+)
+from shopsearch.models.quantization import DEFAULT_RECIPE, min_cosine
+from shopsearch.system import int8_kernel_family
 
 TEXTS = [
     "ugg slippers women",
@@ -43,14 +51,41 @@ def test_batching_and_order_do_not_change_vectors(encoder):
     assert sum(seen) == len(TEXTS)
 
 
-def test_the_export_is_cached_and_records_its_parity(encoder):
+def test_the_export_is_cached_and_records_its_parity(encoder, torch_encoder):
     from shopsearch.models.encoders import resolve_encoder_path
 
     model_dir = resolve_encoder_path("minilm")
     path = cached_export(model_dir)
     assert path.name.endswith(export_fingerprint(model_dir, "int8"))
     meta = json.loads((path / META_FILE).read_text())
-    assert meta["precision"] == "int8" and meta["parity_min_cosine"] >= 0.97
+    assert meta["precision"] == "int8" and meta["recipe"] == DEFAULT_RECIPE
+    recorded = meta["parity"][int8_kernel_family()]
+    # the recorded value is what this CPU gives: recompute it from both encoders
+    onnx = OnnxEncoder(path, name="check").encode_queries(list(PARITY_TEXTS))
+    reference = torch_encoder.encode_queries(list(PARITY_TEXTS))
+    assert recorded["value"] == pytest.approx(min_cosine(reference, onnx), abs=2e-3)
+    assert encoder.backend_choice.requested == "onnx-int8"
+    if encoder.backend == "onnx-int8":
+        assert recorded["value"] >= EncoderConfig().int8_min_cosine
+
+
+def test_a_failed_int8_parity_falls_back_to_fp32_with_a_warning(torch_encoder):
+    with pytest.warns(ShopSearchWarning, match="onnx-fp32 backend instead of onnx-int8"):
+        fp32 = load_encoder(EncoderConfig(int8_min_cosine=1.0))
+    assert fp32.backend == "onnx-fp32" and fp32.backend_choice.fell_back
+    assert [p.backend for p in fp32.backend_choice.parity] == ["onnx-int8", "onnx-fp32"]
+    assert [p.passed for p in fp32.backend_choice.parity] == [False, True]
+    cosine = (fp32.encode_queries(TEXTS) * torch_encoder.encode_queries(TEXTS)).sum(axis=1)
+    assert cosine.min() > 0.9999  # fp32 ONNX is PyTorch
+
+
+def test_pytorch_is_the_last_resort(monkeypatch):
+    from shopsearch.models import onnx
+
+    monkeypatch.setattr(onnx, "FP32_MIN_COSINE", 1.01)  # fp32 cannot pass either
+    with pytest.warns(ShopSearchWarning, match="torch backend instead of onnx-int8"):
+        encoder = load_encoder(EncoderConfig(int8_min_cosine=1.0))
+    assert encoder.backend == "torch" and "onnx-fp32 agrees" in encoder.backend_choice.reason
 
 
 def test_missing_export_and_bad_config_raise(tmp_path):
@@ -62,6 +97,8 @@ def test_missing_export_and_bad_config_raise(tmp_path):
         EncoderConfig(backend="tpu")
     with pytest.raises(InvalidQueryError):
         EncoderConfig(product_fields=("title", "weight"))
+    with pytest.raises(InvalidQueryError, match="int8_min_cosine"):
+        EncoderConfig(int8_min_cosine=1.5)
 
 
 def test_product_text_joins_the_chosen_fields():

@@ -1,30 +1,28 @@
-"""The cross-encoder rerank stage over hybrid retrieval (heads untrained: wiring, not quality)."""
+"""The cross-encoder rerank stage over hybrid retrieval (a planted head: wiring, not quality)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from reranker_support import save_planted_run
 from tests_support import TINY_JUDGMENTS
 
 from shopsearch.cli import main
 from shopsearch.errors import InvalidQueryError
-from shopsearch.models.cross_encoder import CrossEncoderReranker, load_run_reranker
-from shopsearch.models.encoders import product_text, resolve_encoder_path
+from shopsearch.models.cross_encoder import load_run_reranker
+from shopsearch.models.encoders import product_text
 from shopsearch.models.scoring import standardize
-from shopsearch.pipeline import SearchPipeline
+from shopsearch.pipeline import BACKENDS_FILE, SearchPipeline
 
 
 @pytest.fixture(scope="module")
 def reranker_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    model = CrossEncoderReranker.from_pretrained(
-        resolve_encoder_path("minilm"), 3, ("other", "Shoes", "Kitchen"), max_length=64
-    )
-    model.save(run / "best")
-    return run
+    return save_planted_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +97,48 @@ def test_rank_and_eval_accept_the_rerank_pipeline(reranked, capsys):
 
 
 def test_the_onnx_int8_backend_agrees_with_pytorch(reranked, reranker_run, encoder, tmp_path):
-    """The default backend: exported once into RUN_DIR/onnx-int8 when the index is refreshed."""
+    """The default backend: exported once into RUN_DIR/onnx-int8 when the index is refreshed,
+    its backend and parity recorded in DIR/backends.json."""
     path = tmp_path / "index"
     shutil.copytree(reranked.directory.path, path)
     assert main(["refresh", str(path), "--set", "reranker.backend=onnx-int8"]) == 0
     assert (reranker_run / "onnx-int8" / "export.json").is_file()
+    recorded = json.loads((path / BACKENDS_FILE).read_text())
+    assert recorded["reranker"]["requested"] == "onnx-int8"
+    assert recorded["reranker"]["parity"][0]["backend"] == "onnx-int8"
     with SearchPipeline.open(path, encoder=encoder) as onnx:
         a = onnx.search("ugg slippers women", k=8)
         b = reranked.search("ugg slippers women", k=8)
+        assert onnx.reranker_choice.backend == recorded["reranker"]["backend"]
     by_id = {h.product_id: h.scores["rerank"] for h in b.hits}
     pairs = [(h.scores["rerank"], by_id[h.product_id]) for h in a.hits if h.product_id in by_id]
     assert len(pairs) >= 6
     assert np.corrcoef(np.asarray(pairs).T)[0, 1] > 0.95
+
+
+def test_refresh_succeeds_with_a_warning_and_fp32_when_int8_parity_fails(reranked, tmp_path):
+    """The user command never fails because of the CPU: forced to fail int8 parity (a
+    threshold of 1.0), `shopsearch refresh` warns, uses fp32 ONNX, and records why."""
+    path = tmp_path / "index"
+    shutil.copytree(reranked.directory.path, path)
+    command = [sys.executable, "-m", "shopsearch", "refresh", str(path)]
+    overrides = ["--set", "reranker.backend=onnx-int8", "--set", "reranker.int8_min_pearson=1.0"]
+    done = subprocess.run([*command, *overrides], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "shopsearch: warning: reranker" in done.stderr
+    assert "using the onnx-fp32 backend instead of onnx-int8" in done.stderr
+    assert "Reranker backend: onnx-fp32" in done.stdout
+    recorded = json.loads((path / BACKENDS_FILE).read_text())["reranker"]
+    assert recorded["backend"] == "onnx-fp32" and "< 1.0" in recorded["reason"]
+    assert [p["passed"] for p in recorded["parity"]] == [False, True]
+    info = subprocess.run(
+        [sys.executable, "-m", "shopsearch", "info", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["backends_recorded"]["reranker"]["backend"] == "onnx-fp32"
 
 
 def test_dense_scores_are_the_dense_components_of_rank(reranked):

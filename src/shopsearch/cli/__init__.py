@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from shopsearch import __version__
 from shopsearch.cli import (
     catalog_cmds,
     context_cmd,
+    doctor_cmd,
     eval_cmd,
     events_cmd,
     search_cmd,
@@ -19,7 +21,7 @@ from shopsearch.cli import (
     simulate_cmd,
     train_cmd,
 )
-from shopsearch.errors import ShopSearchError
+from shopsearch.errors import ShopSearchError, ShopSearchWarning
 
 COMMANDS = (
     catalog_cmds,
@@ -30,6 +32,7 @@ COMMANDS = (
     context_cmd,
     events_cmd,
     serve_cmd,
+    doctor_cmd,
 )
 
 
@@ -58,3 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"shopsearch {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def console_main() -> int:
+    """The ``shopsearch`` program: :func:`main` with our warnings printed as
+    ``shopsearch: warning: ...`` (no source file and line)."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, ShopSearchWarning):
+            print(f"shopsearch: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    return main()

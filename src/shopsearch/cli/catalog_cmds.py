@@ -164,11 +164,19 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def _prepare_reranker(pipeline: SearchPipeline) -> None:
-    """Load the reranker now (exporting it to ONNX once) rather than at the first search."""
+    """Load the reranker now (exporting it to ONNX once) rather than at the first search,
+    then record which backend each model runs on, and why, in ``DIR/backends.json``."""
     if pipeline.config.reranker.path:
         with RichProgress().stage("Loading the reranker", 1) as advance:
             pipeline.prepare_reranker()
             advance(1)
+    pipeline.record_backends()
+    for model, choice in (
+        ("encoder", getattr(pipeline.encoder, "backend_choice", None)),
+        ("reranker", pipeline.reranker_choice),
+    ):
+        if choice is not None:
+            stdout.print(f"{model.capitalize()} backend: {choice.summary()}")
 
 
 def run_refresh(args: argparse.Namespace) -> int:

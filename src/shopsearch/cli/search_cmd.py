@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from rich.table import Table
 
 from shopsearch.cli.common import add_index_dir, print_json, stdout
 from shopsearch.index.filters import Filters
-from shopsearch.pipeline import DEFAULT_K, PIPELINES, SearchPipeline, SearchResult
+from shopsearch.pipeline import (
+    BACKENDS_FILE,
+    DEFAULT_K,
+    PIPELINES,
+    SearchPipeline,
+    SearchResult,
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -125,14 +133,18 @@ def run_search(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     with SearchPipeline.open(args.index_dir) as pipeline:
+        snapshot = pipeline.snapshot
         info = {
             "directory": str(args.index_dir),
             "products": len(pipeline),
-            "snapshot": pipeline.snapshot.name,
+            "snapshot": snapshot.name,
             "pipelines": list(pipeline.pipelines),
             "default_pipeline": pipeline.default_pipeline,
+            "dense_search": "ann (HNSW)" if snapshot.vectors.uses_ann else "exact",
             "config": pipeline.config.to_dict(),
             "encoder": {"name": pipeline.encoder.name, "dim": pipeline.encoder.dim},
+            "backends": pipeline.backends(),
+            "backends_recorded": _recorded_backends(args.index_dir),
         }
     if args.json:
         print_json(info)
@@ -140,3 +152,11 @@ def run_info(args: argparse.Namespace) -> int:
         for key, value in info.items():
             stdout.print(f"[bold]{key}[/]: {value}")
     return 0
+
+
+def _recorded_backends(index_dir: Path) -> dict | None:
+    """What `shopsearch index` / `refresh` recorded in DIR/backends.json (None if nothing)."""
+    path = Path(index_dir) / BACKENDS_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -347,9 +347,9 @@ class VectorIndex:
     # ------------------------------------------------------------------ ANN graph
 
     def _new_graph(self) -> Any:
-        from usearch.index import Index
+        from shopsearch.native import usearch_index
 
-        return Index(
+        return usearch_index().Index(
             ndim=self._dim,
             metric="ip",
             dtype="f32",

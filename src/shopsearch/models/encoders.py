@@ -58,6 +58,9 @@ class EncoderConfig:
     product_fields: tuple[str, ...] = ("title",)
     max_seq_length: int = 128
     batch_size: int = 16  # torch backend only: ONNX encodes one text per call (see OnnxEncoder)
+    # The int8 export is used where its embeddings of fixed texts keep at least this cosine
+    # to PyTorch's on the CPU at hand; else fp32 ONNX (then PyTorch), with a warning.
+    int8_min_cosine: float = 0.97
 
     def __post_init__(self) -> None:
         from shopsearch.errors import InvalidQueryError
@@ -67,6 +70,8 @@ class EncoderConfig:
             raise InvalidQueryError(
                 f"encoder backend {self.backend!r} is not one of {', '.join(BACKENDS)}"
             )
+        if not 0.0 <= self.int8_min_cosine <= 1.0:
+            raise InvalidQueryError("encoder int8_min_cosine must be within [0, 1]")
         unknown = set(self.product_fields) - set(PRODUCT_FIELDS)
         if unknown or not self.product_fields:
             raise InvalidQueryError(
@@ -141,6 +146,8 @@ class SentenceTransformerEncoder:
             raise ModelLoadError(f"cannot load encoder from {path}: {exc}") from exc
         self._model.max_seq_length = max_seq_length
         self.name = spec
+        self.backend = "torch"
+        self.backend_choice: object = None  # set by load_encoder
         self.batch_size = batch_size
         dim = (
             self._model.get_embedding_dimension()
@@ -180,17 +187,47 @@ class SentenceTransformerEncoder:
 
 
 def load_encoder(config: EncoderConfig | None = None, *, device: str | None = None) -> Encoder:
-    """Load the encoder ``config`` describes. ONNX backends export the model once (cached)."""
+    """Load the encoder ``config`` describes, on the first backend whose parity holds here.
+
+    ONNX backends export the model once (cached). ``onnx-int8`` falls back to ``onnx-fp32``,
+    then ``torch``, with a :class:`~shopsearch.errors.ShopSearchWarning`, where its
+    embeddings disagree with PyTorch's on this CPU (``encoder.int8_min_cosine``). The
+    returned encoder's ``backend_choice`` says what was chosen and why.
+    """
+    from shopsearch.models.quantization import BackendChoice, choose_backend, fallback_chain
+
     config = config or EncoderConfig()
     if config.backend == "torch":
-        return SentenceTransformerEncoder(
-            config.name,
-            device=device,
-            max_seq_length=config.max_seq_length,
-            batch_size=config.batch_size,
-        )
-    from shopsearch.models.onnx import OnnxEncoder, cached_export
+        encoder = _torch_encoder(config, device)
+        encoder.backend_choice = BackendChoice("torch", "torch")
+        return encoder
 
-    precision = config.backend.removeprefix("onnx-")
-    export = cached_export(resolve_encoder_path(config.name), precision=precision)
-    return OnnxEncoder(export, name=config.name, max_seq_length=config.max_seq_length)
+    from shopsearch.models.onnx import FP32_MIN_COSINE, OnnxEncoder, cached_export, encoder_parity
+
+    model_dir = resolve_encoder_path(config.name)
+
+    def try_backend(backend: str) -> tuple[Encoder, object]:
+        if backend == "torch":
+            return _torch_encoder(config, device), None
+        precision = backend.removeprefix("onnx-")
+        export = cached_export(model_dir, precision=precision)
+        threshold = config.int8_min_cosine if precision == "int8" else FP32_MIN_COSINE
+        parity = encoder_parity(export, threshold=threshold)
+        if not parity.passed:
+            return None, parity  # type: ignore[return-value]
+        return OnnxEncoder(export, name=config.name, max_seq_length=config.max_seq_length), parity
+
+    encoder, choice = choose_backend(
+        config.backend, fallback_chain(config.backend), try_backend, what=f"encoder {config.name!r}"
+    )
+    encoder.backend_choice = choice  # type: ignore[attr-defined]
+    return encoder
+
+
+def _torch_encoder(config: EncoderConfig, device: str | None) -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(
+        config.name,
+        device=device,
+        max_seq_length=config.max_seq_length,
+        batch_size=config.batch_size,
+    )
