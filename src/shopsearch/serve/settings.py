@@ -70,11 +70,11 @@ class ServeSettings:
     #: Keys used by browsers (public: anyone can read them from the page) are limited per
     #: client too, beneath the key's own limit: per client (address + ``X-Shopper-Id``)...
     client_limited_keys: tuple[str, ...] = ("storefront",)
-    client_rate_limit: float = 5.0
-    client_burst: int = 20
+    client_rate_limit: float = 10.0
+    client_burst: int = 30
     #: ...and per address (IPv6: per /64), whatever shopper ids it sends.
-    address_rate_limit: float = 20.0
-    address_burst: int = 60
+    address_rate_limit: float = 30.0
+    address_burst: int = 90
     #: Buckets kept for clients and addresses (16 bytes each, shared by the workers); the
     #: least recently limited make room for new ones.
     client_table_slots: int = 65_536
