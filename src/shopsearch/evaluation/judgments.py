@@ -17,6 +17,7 @@ through :data:`ESCI_GAINS`, or a number (or numeric string) used directly as the
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
@@ -121,7 +122,8 @@ def _parse_row(row: Any) -> Judgment:
 
 
 def load_judgments(path: str | Path) -> list[Judgment]:
-    """Read a JSONL judgments file; blank lines are skipped.
+    """Read a JSONL judgments file (``.jsonl`` or gzipped ``.jsonl.gz``); blank lines are
+    skipped.
 
     Raises :class:`JudgmentsError` with a ``path:line: reason`` message for malformed JSON,
     a missing ``query``/``product_id``/``label``, an unknown label, a negative or non-finite
@@ -129,8 +131,12 @@ def load_judgments(path: str | Path) -> list[Judgment]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise JudgmentsError(f"{path}: cannot read judgments: {exc}") from exc
 
     judgments: list[Judgment] = []

@@ -246,3 +246,17 @@ def test_split_queries_ignores_input_order_and_duplicates() -> None:
 def test_split_queries_is_not_trivially_a_prefix() -> None:
     validation, _ = split_queries(QUERIES)
     assert validation != QUERIES[: len(validation)]
+
+
+def test_gzipped_judgments_load_like_plain_ones(tmp_path: Path) -> None:
+    import gzip
+
+    lines = [row(query="q", product_id="a", label="E"), row(query="q", product_id="b", label=1.5)]
+    plain = write_lines(tmp_path, lines)
+    zipped = tmp_path / "judgments.jsonl.gz"
+    zipped.write_bytes(gzip.compress(plain.read_bytes()))
+    assert load_judgments(zipped) == load_judgments(plain)
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress(plain.read_bytes())[:-10])  # truncated download
+    with pytest.raises(JudgmentsError, match="cannot read judgments"):
+        load_judgments(broken)
