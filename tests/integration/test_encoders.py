@@ -40,7 +40,9 @@ def test_onnx_int8_agrees_with_pytorch(encoder, torch_encoder):
     assert a.shape == b.shape == (len(TEXTS), 384) and a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-4)
     cosine = (a * b).sum(axis=1)
-    assert cosine.min() > 0.97 and cosine.mean() > 0.98, cosine
+    # int8 noise depends on the CPU's kernels (0.971 for the 2,000-character text on AVX2
+    # alone); a broken export (wrong pooling, the legacy exporter) gives ~0.75.
+    assert cosine.min() > 0.95 and cosine.mean() > 0.98, cosine
 
 
 def test_batching_and_order_do_not_change_vectors(encoder):
