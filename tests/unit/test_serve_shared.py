@@ -18,16 +18,21 @@ def _take_all(path: str, tries: int, results) -> None:
     limiter.close()
 
 
-def test_shared_buckets_hold_across_processes(tmp_path):
-    path = str(tmp_path / "rate-limits")
+def _total_in_three_processes(target, path: str, tries: int) -> int:  # noqa: ANN001
+    """Run ``target(path, tries, results)`` in 3 spawned processes; the sum of their counts."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = [context.Process(target=_take_all, args=(path, 40, results)) for _ in range(3)]
+    processes = [context.Process(target=target, args=(path, tries, results)) for _ in range(3)]
     for p in processes:
         p.start()
     for p in processes:
         p.join(60)
-    assert sum(results.get(timeout=10) for _ in processes) == 25  # one burst in all
+    return sum(results.get(timeout=10) for _ in processes)
+
+
+def test_shared_buckets_hold_across_processes(tmp_path):
+    total = _total_in_three_processes(_take_all, str(tmp_path / "rate-limits"), 40)
+    assert total == 25  # one burst in all
 
 
 def test_shared_buckets_behave_like_local_ones(tmp_path):
@@ -66,15 +71,8 @@ def _take_client(path: str, tries: int, results) -> None:
 
 
 def test_client_buckets_hold_across_processes(tmp_path):
-    path = str(tmp_path / "client-limits")
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    processes = [context.Process(target=_take_client, args=(path, 15, results)) for _ in range(3)]
-    for p in processes:
-        p.start()
-    for p in processes:
-        p.join(60)
-    assert sum(results.get(timeout=10) for _ in processes) == 20  # the address's burst, once
+    total = _total_in_three_processes(_take_client, str(tmp_path / "client-limits"), 15)
+    assert total == 20  # the address's burst, once
 
 
 def test_client_buckets_behave_like_token_buckets():
