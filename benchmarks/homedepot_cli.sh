@@ -26,7 +26,7 @@ step() {  # step NAME COMMAND...: run, report status and time, stop on failure
   local start=$(date +%s.%N)
   "$@"
   local status=$?
-  printf '== %s: exit %d in %.1f s\n' "$name" "$status" "$(echo "$(date +%s.%N) - $start" | bc)"
+  printf '== %s: exit %d in %.1f s\n' "$name" "$status" "$(echo "$(date +%s.%N) - $start" | bc)" >&2
   if [ "$status" -ne 0 ]; then exit "$status"; fi
 }
 
