@@ -68,6 +68,12 @@ class SearchResult:
     facets: dict[str, list[tuple[str, int]]]
     candidates: int  # rows considered (after filters) before the top k were cut
     took_ms: float
+    stages: tuple[str, ...] = ()  # the stages that ran, in order
+
+    @property
+    def personalized(self) -> bool:
+        """Whether a stage that reads the shopper's context (the personal stage) ran."""
+        return "personal" in self.stages or self.pipeline == "personal"
 
 
 class SearchPipeline:

@@ -610,7 +610,7 @@ def _summary(product: Product | None) -> dict[str, Any] | None:
 
 
 def _search_body(query_id: str, result: SearchResult, explain: bool) -> dict[str, Any]:
-    personal = result.pipeline == "personal"
+    personal = result.personalized
     hits = []
     for hit in result.hits:
         scores = {k: float(v) for k, v in hit.scores.items() if "." not in k}
