@@ -19,10 +19,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from shopsearch.config import FusionConfig
 from shopsearch.datasets import esci_us_judgments
 from shopsearch.evaluation.judgments import load_judgments, split_queries
 from shopsearch.evaluation.protocols import evaluate
+from shopsearch.index.config import FusionConfig
 from shopsearch.pipeline import EvaluablePipelineAdapter, SearchPipeline
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from shopsearch import native  # noqa: F401, I001
 from shopsearch.catalog.loaders import LoadReport, load_catalog
 from shopsearch.catalog.schema import Product
-from shopsearch.config import FusionConfig, IndexConfig
+from shopsearch.index.config import FusionConfig, IndexConfig
 from shopsearch.index.filters import Filters
 from shopsearch.models.encoders import EncoderConfig
 from shopsearch.pipeline import Hit, SearchPipeline, SearchResult

@@ -23,8 +23,8 @@ import numpy as np
 
 from shopsearch.catalog.schema import Product
 from shopsearch.catalog.store import CatalogStore
-from shopsearch.config import IndexConfig
 from shopsearch.errors import IndexLockedError, InvalidQueryError
+from shopsearch.index.config import IndexConfig
 from shopsearch.index.directory import SNAPSHOTS, IndexDirectory
 from shopsearch.index.filters import Filters
 from shopsearch.index.fusion import reciprocal_rank_fusion, weighted_sum

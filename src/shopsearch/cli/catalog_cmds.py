@@ -9,8 +9,8 @@ from pathlib import Path
 
 from shopsearch.catalog.loaders import LoadReport, load_catalog
 from shopsearch.cli.common import add_index_dir, key_values, stderr, stdout
-from shopsearch.config import IndexConfig
 from shopsearch.errors import CatalogError
+from shopsearch.index.config import IndexConfig
 from shopsearch.pipeline import SearchPipeline
 from shopsearch.progress import RichProgress
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from shopsearch.catalog.schema import Product
 from shopsearch.catalog.store import CatalogStore
-from shopsearch.config import IndexConfig
 from shopsearch.errors import IndexLockedError, IndexNotFoundError
+from shopsearch.index.config import IndexConfig
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.models.encoders import Encoder
 from shopsearch.progress import NULL_PROGRESS, Progress

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from shopsearch.catalog.schema import Product
-from shopsearch.config import IndexConfig
+from shopsearch.index.config import IndexConfig
 from shopsearch.index.filters import FilterColumns
 from shopsearch.index.lexical import BM25Index
 from shopsearch.index.vector import VectorIndex
