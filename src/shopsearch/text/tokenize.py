@@ -1,6 +1,7 @@
 """Tokenization for lexical retrieval: English stemming, stopwords and Chinese segmentation.
 
-Text is NFKC-normalized and casefolded, then split into runs:
+Text is NFKC-normalized and casefolded (:func:`shopsearch.text.normalize.fold`, the package's
+shared rule; accents are kept, unlike the matching key), then split into runs:
 
 * runs of CJK ideographs are segmented with jieba's search mode (words *and* their sub-words,
   e.g. ``连衣裙`` -> ``连衣``, ``衣裙``, ``连衣裙``), which favours recall;
@@ -23,12 +24,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import Stemmer
+
+from shopsearch.text.normalize import fold
 
 __all__ = ["ENGLISH_STOPWORDS", "Tokenizer", "TokenizerConfig"]
 
@@ -145,7 +147,7 @@ class Tokenizer:
         """Tokens of ``text`` in order (duplicates kept)."""
         if not text:
             return []
-        text = unicodedata.normalize("NFKC", text).casefold()
+        text = fold(text)
         if text.isascii() or _CJK_RUN_RE.search(text) is None:
             return self._words(text)
         out: list[str] = []
