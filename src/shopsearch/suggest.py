@@ -1,12 +1,14 @@
 """Prefix autocomplete from logged queries and catalog titles.
 
 Matching is insensitive to case, accents, character width and spacing: the prefix and every
-candidate are NFKC-normalised, casefolded, stripped of Latin/Greek/Cyrillic diacritics and
-whitespace-collapsed (:func:`normalize`). A prefix matches a candidate at its start or at the
-start of any word inside it, by *characters*, so the last typed word may be partial
-(``"ugg slip"`` -> ``"ugg slippers women"``) and Chinese needs no segmentation (``"保温"`` ->
-``"保温杯 water bottle"``). A prefix that ends in a space asks for whole words (``"ugg "``
-does not suggest ``"uggs"``).
+candidate are compared by their key (:func:`shopsearch.text.normalize.key`, re-exported here
+as :func:`normalize`: NFKC, casefolded, stripped of Latin/Greek/Cyrillic diacritics and
+whitespace-collapsed), the one rule that filters, facets and behaviour keys use too. The
+suggestion store keeps these keys on disk, so the rule is fixed. A prefix matches a candidate
+at its start or at the start of any word inside it, by *characters*, so the last typed word
+may be partial (``"ugg slip"`` -> ``"ugg slippers women"``) and Chinese needs no segmentation
+(``"保温"`` -> ``"保温杯 water bottle"``). A prefix that ends in a space asks for whole words
+(``"ugg "`` does not suggest ``"uggs"``).
 
 Ranking: logged queries before title phrases; within each, matches at the start before
 matches at a later word, then the more popular first (a query's logged count; for a title
@@ -42,6 +44,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
+from shopsearch.text.normalize import collapse_spaces, fold, strip_accents
+from shopsearch.text.normalize import key as normalize
 from shopsearch.text.tokenize import ENGLISH_STOPWORDS
 
 __all__ = [
@@ -65,7 +69,6 @@ MAX_CJK_PHRASE_CHARS = 12  # a title that starts with a long unspaced CJK run is
 # precomputed (and updated on add_query), so short prefixes ("s", "wo") do not scan thousands.
 _HOT = 32
 _MAX_CHAR = "\U0010ffff"  # sorts after every other code point: p + _MAX_CHAR bounds p's range
-_MARKS_RE = re.compile("[\u0300-\u036f]+")  # combining diacritics (é -> e, ё -> е, ά -> α)
 _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Where a title's leading clause ends: most punctuation (ASCII, full-width and CJK), or a
 # dash or slash with a space beside it ("Powder - 38", "Charge 3/ Charge 4").
@@ -76,27 +79,10 @@ _TRAILING_JUNK = ENGLISH_STOPWORDS | {"&", "+", "-", "/", "w", "w/", "x", "witho
 _INNER_WORD = "'’"  # "women's" is one word: no word starts at "s"
 
 
-def normalize(text: str) -> str:
-    """The form every match compares: NFKC, casefolded, without diacritics, spaces collapsed.
-
-    >>> normalize("  Ｃafé   CRÈME\\tbrûlée ")
-    'cafe creme brulee'
-    """
-    return " ".join(_fold(text).split())
-
-
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if text.isascii():
-        return text
-    # NFD splits é into e + U+0301; the marks go; NFC recomposes what remains (Hangul, kana).
-    return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
-
-
 def _prefix_key(prefix: str) -> str:
     """Normalised prefix; a trailing space survives (the last word is complete) unless CJK."""
-    folded = _fold(prefix)
-    key = " ".join(folded.split())
+    folded = strip_accents(fold(prefix))
+    key = collapse_spaces(folded)
     if key and folded[-1].isspace() and not _CJK_RE.match(key[-1]):
         key += " "
     return key
@@ -263,7 +249,7 @@ class _PrefixIndex:
         if item is None:
             item = self._ids[key] = len(self.keys)
             # shown as given (NFC, spaces collapsed): "Air Force 1 ´07" keeps its accent
-            self.texts.append(" ".join(unicodedata.normalize("NFC", text).split()))
+            self.texts.append(collapse_spaces(unicodedata.normalize("NFC", text)))
             self.keys.append(key)
             self.weights.append(weight)
         else:
