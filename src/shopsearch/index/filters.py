@@ -6,6 +6,13 @@ Filters are parsed from short strings (CLI ``--filter``) or built directly::
 
 :class:`FilterColumns` keeps the attributes of every index row in memory so that a filter
 becomes a boolean row mask and facets are counted without touching the database.
+
+Values are compared by their key (:func:`shopsearch.text.normalize.key`: NFKC, casefold,
+accents and runs of whitespace folded), so ``color=blue`` matches ``"Blue"``, ``"BLUE"`` and
+``"ｂｌｕｅ"``, and ``brand=wusthof`` matches ``"Wüsthof"``; category levels likewise. Facets
+count one value per key (brand, color, category level), shown in its most common spelling
+among the counted rows; between equally common spellings, the first in code-point order
+(``"BLUE"`` < ``"Blue"`` < ``"blue"``), so the label does not depend on the rows' order.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 
 from shopsearch.catalog.schema import CATEGORY_SEPARATOR, Product
 from shopsearch.errors import InvalidQueryError
+from shopsearch.text.normalize import key as _norm
 
 FILTER_FIELDS = ("brand", "category", "color", "price", "rating")
 PRICE_BANDS: tuple[tuple[float, float], ...] = (
@@ -37,10 +45,6 @@ RATING_THRESHOLDS = (4.5, 4.0, 3.0)
 DEFAULT_FACET_SIZE = 10
 
 _SPEC = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<op><=|>=|=|<|>)\s*(?P<value>.*?)\s*$", re.I)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 def _path_key(levels: Iterable[str]) -> str:
@@ -139,6 +143,29 @@ class Filters:
         return cls(**data)
 
 
+def _merged(pairs: Iterable[tuple[str, str]]) -> Counter[str]:
+    """Counts per key of ``(key, spelling)`` pairs, labelled with each key's most common
+    spelling (ties: the first in code-point order); keys in first-seen order, so
+    ``most_common`` breaks ties between counts as a plain count of spellings would. Empty
+    keys (blank values) are not counted.
+
+    >>> _merged([("blue", "Blue"), ("blue", "blue"), ("red", "Red"), ("blue", "Blue")])
+    Counter({'Blue': 3, 'Red': 1})
+    """
+    spellings: dict[str, Counter[str]] = {}
+    for k, spelling in pairs:
+        if k:
+            counts = spellings.get(k)
+            if counts is None:
+                counts = spellings[k] = Counter()
+            counts[spelling] += 1
+    out: Counter[str] = Counter()
+    for counts in spellings.values():
+        label = min(counts, key=lambda s: (-counts[s], s))
+        out[label] = counts.total()
+    return out
+
+
 def price_band(price: float) -> str:
     for low, high in PRICE_BANDS:
         if low <= price < high:
@@ -224,9 +251,11 @@ class FilterColumns:
         depth = 0
         if filters is not None and filters.category:
             depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
-        brand = Counter(self.brand[r] for r in rows if self.brand[r])
-        color = Counter(self.color[r] for r in rows if self.color[r])
-        category = Counter(self.category[r][depth] for r in rows if len(self.category[r]) > depth)
+        brand = _merged(zip(self._brand_key[rows], (self.brand[r] for r in rows), strict=True))
+        color = _merged(zip(self._color_key[rows], (self.color[r] for r in rows), strict=True))
+        levels = [self.category[r][depth] for r in rows if len(self.category[r]) > depth]
+        level_keys = {v: _norm(v) for v in set(levels)}  # few distinct levels
+        category = _merged((level_keys[v], v) for v in levels)
         prices = self.price[rows]
         price = Counter(price_band(p) for p in prices[~np.isnan(prices)])
         ratings = self.rating[rows]

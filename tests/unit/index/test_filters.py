@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,11 +112,81 @@ def test_price_and_rating_ranges_exclude_missing_values(columns):
 
 def test_facets_count_the_given_rows(columns):
     facets = columns.facets(np.array([0, 1, 2, 3, 4]))
-    assert dict(facets["brand"]) == {"UGG": 1, "ugg": 1, "Contigo": 1, "Thermos": 1}
+    # "UGG" and "ugg" are one brand (tie between the spellings: code-point order)
+    assert dict(facets["brand"]) == {"UGG": 2, "Contigo": 1, "Thermos": 1}
     assert dict(facets["color"]) == {"Black": 2, "Brown": 1, "Blue": 1}
     assert facets["category"] == [("Clothing", 3), ("Kitchen", 2)]
     assert facets["price"] == [("0-10", 1), ("10-25", 1), ("50-100", 1), ("100-200", 1)]
     assert facets["rating"] == [("4.5+", 2), ("4+", 3), ("3+", 4)]
+
+
+def _columns(**values: list[Any]) -> FilterColumns:
+    """Columns of products with the given attribute values (one product per position)."""
+    n = len(next(iter(values.values())))
+    cols = FilterColumns()
+    cols.add(
+        [Product(str(i), "x", **{field: vs[i] for field, vs in values.items()}) for i in range(n)]
+    )
+    return cols
+
+
+def test_facet_merges_spellings_under_the_most_common_one():
+    cols = _columns(color=["blue", "Blue", "Blue", "Red", "blue", "Blue"])
+    facets = cols.facets(np.arange(len(cols)))
+    assert facets["color"] == [("Blue", 5), ("Red", 1)]
+
+
+def test_facet_merges_width_accent_and_space_variants():
+    cols = _columns(
+        brand=["Wüsthof", "WUSTHOF", "Ｗüsthof", "wüsthof", "Wüsthof", "Le  Creuset", "le creuset"]
+    )
+    facets = cols.facets(np.arange(len(cols)))
+    assert facets["brand"] == [("Wüsthof", 5), ("Le  Creuset", 2)]
+
+
+def test_facet_label_tie_is_code_point_order_whatever_the_row_order():
+    cols = _columns(color=["blue", "Blue", "BLUE", "Red"])
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        assert dict(cols.facets(np.array(order))["color"]) == {"BLUE": 3, "Red": 1}
+
+
+def test_facet_order_without_variants_is_unchanged():
+    """Counts descending, ties in first-seen order: what counting the raw values gave."""
+    cols = _columns(color=["Red", "Green", "Blue", "Green", "Red", "Black"])
+    facets = cols.facets(np.arange(len(cols)))
+    assert facets["color"] == [("Red", 2), ("Green", 2), ("Blue", 1), ("Black", 1)]
+
+
+def test_blank_values_are_not_facet_values():
+    cols = _columns(brand=["", "   ", "Acme"])
+    assert cols.facets(np.arange(3))["brand"] == [("Acme", 1)]
+
+
+def test_category_facet_merges_level_variants():
+    cols = _columns(
+        category=[("Kitchen", "Bottles"), ("kitchen", "Mugs"), ("Toys",), ("Kitchen", "Cups")]
+    )
+    assert cols.facets(np.arange(4))["category"] == [("Kitchen", 3), ("Toys", 1)]
+    assert rows(cols.mask(Filters(category="KITCHEN"))) == [0, 1, 3]
+
+
+@pytest.mark.parametrize("value", ["blue", "Blue", "BLUE", "ｂｌｕｅ", " blue ", "Blue"])
+def test_color_filter_matches_every_variant(value):
+    cols = _columns(color=["Blue", "BLUE", "blue", "Ｂｌｕｅ", "Navy Blue", "Bleu", ""])
+    assert rows(cols.mask(Filters(colors=(value,)))) == [0, 1, 2, 3]
+    assert rows(cols.mask(Filters.parse([f"color={value}"]))) == [0, 1, 2, 3]
+
+
+def test_filters_fold_accents_and_spaces():
+    cols = _columns(brand=["Wüsthof", "WÜSTHOF", "Le Creuset", "Café Bustelo"])
+    assert rows(cols.mask(Filters(brands=("wusthof",)))) == [0, 1]
+    assert rows(cols.mask(Filters(brands=("le   creuset", "CAFE BUSTELO")))) == [2, 3]
+
+
+def test_a_facet_value_used_as_a_filter_selects_exactly_its_rows():
+    cols = _columns(color=["Blue", "blue", "Ｂｌｕｅ", "Red", "RED"])
+    for label, count in cols.facets(np.arange(5))["color"]:
+        assert len(rows(cols.mask(Filters(colors=(label,))))) == count
 
 
 def test_facets_go_one_level_below_the_category_filter(columns):
