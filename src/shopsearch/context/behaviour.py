@@ -4,7 +4,8 @@ The strongest behavioural signal for a query seen before is what other shoppers 
 added to cart and bought among its results (like "click-through rate per query-product").
 It is exactly 0 for a query nobody has logged, which is how the personalized stage knows
 to fall back on the first stage. ``exclude_client`` leaves one shopper's own actions out,
-so training rows never see their own labels as a feature.
+so training rows never see their own labels as a feature. Queries are grouped by
+:func:`normalise_query` (case, width, accents and spacing do not matter).
 
 >>> from shopsearch.context.profiles import SimpleEvent
 >>> b = QueryBehaviour.from_events([
@@ -39,6 +40,7 @@ import numpy as np
 
 from shopsearch.context.profiles import ACTION_WEIGHTS
 from shopsearch.events.schema import ACTIONS
+from shopsearch.text.normalize import key as _key
 
 __all__ = ["BehaviourUpdate", "QueryBehaviour", "normalise_query"]
 
@@ -55,7 +57,15 @@ _COUNT_MASK = (1 << _COUNT_BITS) - 1
 
 
 def normalise_query(query: str) -> str:
-    return " ".join(query.casefold().split())
+    """The behaviour key of a query: :func:`shopsearch.text.normalize.key`, the key that
+    autocomplete and the suggestion store use too (``"Ugg Slippers"``, ``"ugg  slippers"``
+    and ``"ＵＧＧ slippers"`` are one query). Keys are never stored: they are computed from
+    the logged query text whenever a behaviour is built from an event store.
+
+    >>> normalise_query("  Crème  BRÛLÉE ")
+    'creme brulee'
+    """
+    return _key(query)
 
 
 class _Weights:

@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from shopsearch.catalog.schema import Product
+from shopsearch.text.normalize import key
 
 __all__ = [
     "ACTION_WEIGHTS",
@@ -127,7 +128,8 @@ class Profile:
 
 
 def _normalise(facet: str, value: str) -> str:
-    return value if facet.startswith("category") else value.strip().casefold()
+    """Brand and colour by their key (as facets and filters group them); categories as-is."""
+    return value if facet.startswith("category") else key(value)
 
 
 def facet_values(product: Product) -> dict[str, str]:

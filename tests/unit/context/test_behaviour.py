@@ -10,14 +10,18 @@ import textwrap
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shopsearch.catalog.schema import Product
 from shopsearch.context import behaviour as behaviour_module
-from shopsearch.context.behaviour import QueryBehaviour
-from shopsearch.context.profiles import ACTION_WEIGHTS, ProfileConfig
+from shopsearch.context.behaviour import QueryBehaviour, normalise_query
+from shopsearch.context.profiles import ACTION_WEIGHTS, ProfileConfig, SimpleEvent
 from shopsearch.context.ranker import ContextRanker
 from shopsearch.errors import EventRecordError
 from shopsearch.events import EventRecord, EventStore, QueryRecord, RetentionPolicy
+from shopsearch.suggest import Suggester, normalize
+from shopsearch.text import key
 
 T0 = 1_795_860_000.0
 TEXTS = ["Red Shoes", "red  shoes", "blue mug", "Blue Mug ", "lamp", "desk lamp", "socks"]
@@ -321,3 +325,57 @@ def test_a_store_without_incremental_reads_is_rebuilt(store):
     store.add([click("e2", "u2", "p1")])
     assert ranker.behaviour().weights("mug", ["p1"]).tolist() == [2.0]
     assert ranker.behaviour()._read is None
+
+
+# -- behaviour keys are the package's matching key, as suggestion keys are ---------------
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ["Ugg Slippers", "ugg  slippers", " UGG slippers\t", "ＵＧＧ ｓｌｉｐｐｅｒｓ"],
+        ["crème brûlée torch", "Creme Brulee Torch"],
+        ["Straße sign", "STRASSE SIGN"],
+        ["保温杯 500ml", "保温杯　５００ＭＬ"],
+    ],
+)
+def test_suggestion_and_behaviour_keys_agree(variants: list[str]) -> None:
+    assert len({normalise_query(v) for v in variants}) == 1
+    assert len({normalize(v) for v in variants}) == 1
+    assert normalise_query(variants[0]) == normalize(variants[0]) == key(variants[0])
+
+    # behaviour: every spelling is one query
+    events = [(v, f"u{i}", SimpleEvent("click", "p1")) for i, v in enumerate(variants)]
+    behaviour = QueryBehaviour.from_events(events)
+    for v in variants:
+        assert behaviour.knows(v)
+        assert behaviour.weights(v, ["p1"]).tolist() == [float(len(variants))]
+
+    # autocomplete: one suggestion, with every spelling's count
+    suggester = Suggester.build([], [(v, 1) for v in variants])
+    results = suggester.suggest(variants[1][:3])
+    assert [s.source for s in results] == ["query"]
+    assert results[0].score == pytest.approx(3 + len(variants) / (len(variants) + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_behaviour_key_is_the_suggestion_key(text: str) -> None:
+    assert normalise_query(text) == normalize(text)
+
+
+def test_stored_query_texts_are_keyed_when_read(store):
+    """The event store keeps each query's text as logged; behaviour keys are computed when
+    it is read, so texts logged before the key rule gained NFKC and accent folding group
+    with their variants."""
+    store.add(
+        [
+            QueryRecord("q1", "u1", None, "ＵＧＧ  Slippers", T0),
+            EventRecord("e1", "click", "q1", "u1", None, T0, "p1", 1),
+            QueryRecord("q2", "u2", None, "Crème brûlée torch", T0),
+            EventRecord("e2", "purchase", "q2", "u2", None, T0, "p2", 1),
+        ]
+    )
+    behaviour = QueryBehaviour.from_store(store)
+    assert behaviour.weights("ugg slippers", ["p1"]).tolist() == [1.0]
+    assert behaviour.weights("creme brulee TORCH", ["p2"]).tolist() == [5.0]
