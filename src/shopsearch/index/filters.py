@@ -12,7 +12,9 @@ accents and runs of whitespace folded), so ``color=blue`` matches ``"Blue"``, ``
 ``"ｂｌｕｅ"``, and ``brand=wusthof`` matches ``"Wüsthof"``; category levels likewise. Facets
 count one value per key (brand, color, category level), shown in its most common spelling
 among the counted rows; between equally common spellings, the first in code-point order
-(``"BLUE"`` < ``"Blue"`` < ``"blue"``), so the label does not depend on the rows' order.
+(``"BLUE"`` < ``"Blue"`` < ``"blue"``), so the label does not depend on the rows' order. A
+brand or colour the request filters on is shown as the filter spells it, so that a client
+which filtered by a facet value finds that value again (however the filtered rows spell it).
 """
 
 from __future__ import annotations
@@ -143,15 +145,21 @@ class Filters:
         return cls(**data)
 
 
-def _merged(pairs: Iterable[tuple[str, str]]) -> Counter[str]:
+def _merged(pairs: Iterable[tuple[str, str]], chosen: Iterable[str] = ()) -> Counter[str]:
     """Counts per key of ``(key, spelling)`` pairs, labelled with each key's most common
-    spelling (ties: the first in code-point order); keys in first-seen order, so
-    ``most_common`` breaks ties between counts as a plain count of spellings would. Empty
-    keys (blank values) are not counted.
+    spelling (ties: the first in code-point order), or with the first of the ``chosen``
+    spellings that has that key; keys in first-seen order, so ``most_common`` breaks ties
+    between counts as a plain count of spellings would. Empty keys (blank values) are not
+    counted.
 
     >>> _merged([("blue", "Blue"), ("blue", "blue"), ("red", "Red"), ("blue", "Blue")])
     Counter({'Blue': 3, 'Red': 1})
+    >>> _merged([("blue", "Blue"), ("blue", "blue"), ("blue", "Blue")], chosen=["BLUE"])
+    Counter({'BLUE': 3})
     """
+    labels: dict[str, str] = {}
+    for spelling in chosen:
+        labels.setdefault(_norm(spelling), spelling)
     spellings: dict[str, Counter[str]] = {}
     for k, spelling in pairs:
         if k:
@@ -160,8 +168,8 @@ def _merged(pairs: Iterable[tuple[str, str]]) -> Counter[str]:
                 counts = spellings[k] = Counter()
             counts[spelling] += 1
     out: Counter[str] = Counter()
-    for counts in spellings.values():
-        label = min(counts, key=lambda s: (-counts[s], s))
+    for k, counts in spellings.items():
+        label = labels.get(k) or min(counts, key=lambda s: (-counts[s], s))
         out[label] = counts.total()
     return out
 
@@ -251,8 +259,13 @@ class FilterColumns:
         depth = 0
         if filters is not None and filters.category:
             depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
-        brand = _merged(zip(self._brand_key[rows], (self.brand[r] for r in rows), strict=True))
-        color = _merged(zip(self._color_key[rows], (self.color[r] for r in rows), strict=True))
+        brands, colors = (filters.brands, filters.colors) if filters is not None else ((), ())
+        brand = _merged(
+            zip(self._brand_key[rows], (self.brand[r] for r in rows), strict=True), brands
+        )
+        color = _merged(
+            zip(self._color_key[rows], (self.color[r] for r in rows), strict=True), colors
+        )
         levels = [self.category[r][depth] for r in rows if len(self.category[r]) > depth]
         level_keys = {v: _norm(v) for v in set(levels)}  # few distinct levels
         category = _merged((level_keys[v], v) for v in levels)

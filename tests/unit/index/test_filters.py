@@ -183,6 +183,18 @@ def test_filters_fold_accents_and_spaces():
     assert rows(cols.mask(Filters(brands=("le   creuset", "CAFE BUSTELO")))) == [2, 3]
 
 
+def test_a_filtered_value_keeps_the_filters_spelling():
+    """A storefront that filtered by the facet value "Blue" finds "Blue" again, even where
+    the filtered rows mostly spell it "blue"."""
+    cols = _columns(color=["blue", "blue", "Blue", "Red"], brand=["Acme", "ACME", "acme", "X"])
+    filters = Filters(colors=("Blue",), brands=("ACME", "acme"))
+    matching = np.flatnonzero(cols.mask(filters))
+    facets = cols.facets(matching, filters)
+    assert facets["color"] == [("Blue", 3)]
+    assert facets["brand"] == [("ACME", 3)]
+    assert cols.facets(matching)["color"] == [("blue", 3)]
+
+
 def test_a_facet_value_used_as_a_filter_selects_exactly_its_rows():
     cols = _columns(color=["Blue", "blue", "Ｂｌｕｅ", "Red", "RED"])
     for label, count in cols.facets(np.arange(5))["color"]:
