@@ -9,8 +9,8 @@ limit, and for public keys the client, with limits of its own beneath the key's.
 * **The key**: ``Authorization: Bearer <key>`` (preferred) or ``X-API-Key: <key>``; every
   path under ``/v1/`` and ``/metrics``, ``/openapi.json``, ``/docs`` need one
   (:func:`needs_key`), checked by :class:`~shopsearch.serve.middleware.AuthMiddleware`
-  before the app reads a body. The scope a route needs is checked by the route's
-  dependency (:meth:`Authenticator.dependency`): 403.
+  before the app reads a body. The scope a route needs is checked by the route's key
+  dependency (:mod:`~shopsearch.serve.dependencies`, :meth:`Authenticator.authorize`): 403.
 * **The key's limit**: one token bucket per key, shared by the worker processes.
 * **Public keys** (``client_limited_keys``: the storefront page's, which every visitor can
   read): also a bucket per *client*, its address plus the ``X-Shopper-Id`` header the
@@ -25,18 +25,15 @@ limit, and for public keys the client, with limits of its own beneath the key's.
 
 The address is the TCP peer's, or, for connections from ``trusted_proxies``, the one their
 ``X-Forwarded-For`` names (uvicorn's proxy headers).
-
-(No ``from __future__ import annotations``: FastAPI reads the dependency's annotations.)
 """
+
+from __future__ import annotations
 
 import functools
 import ipaddress
 import math
-from collections.abc import Callable
-from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.types import Scope
 
 from shopsearch.serve.errors import ApiError
@@ -47,7 +44,9 @@ from shopsearch.serve.ratelimit import ClientRateLimiter, Limit, RateLimiter, Sh
 from shopsearch.serve.settings import ServeSettings
 
 __all__ = [
+    "API_KEY_HEADER",
     "API_KEY_SCOPE_KEY",
+    "BEARER",
     "SHOPPER_HEADER",
     "Authenticator",
     "client_address",
@@ -63,8 +62,10 @@ _MAX_SHOPPER_BYTES = 128  # longer ids are cut: one client cannot grow the table
 KEYED_PREFIXES = ("/v1/",)
 KEYED_PATHS = frozenset({"/metrics", "/openapi.json", "/docs"})
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
-_HEADER_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
+#: The two ways to send a key, as the OpenAPI description shows them (the key dependencies
+#: of :mod:`~shopsearch.serve.dependencies` declare them; the middleware does the checking).
+BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
 def needs_key(path: str) -> bool:
@@ -203,29 +204,20 @@ class Authenticator:
                 return f"session:{session_id}"
         return f"address:{client_address(scope)}"
 
-    def dependency(self, needed: str | None) -> Callable[..., Any]:
-        """A FastAPI dependency: the request's key (authenticated by the middleware), which
-        must hold the scope ``needed`` (any key when ``None``): else 403. (The header
-        parameters document the key in the OpenAPI description.)"""
-
-        async def authenticated(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-            api_key: Annotated[str | None, Depends(_HEADER_KEY)],
-        ) -> ApiKey:
-            record = request.scope.get(API_KEY_SCOPE_KEY)
-            if record is None:  # a keyed route outside needs_key(): authenticate here
-                record = self.authenticate(request.scope)
-            if needed is not None and not record.allows(needed):
-                raise ApiError(
-                    403,
-                    "insufficient_scope",
-                    f"the key {record.name!r} does not have the {needed!r} scope",
-                    type="permission_error",
-                )
-            return record
-
-        return authenticated
+    def authorize(self, scope: Scope, needed: str | None) -> ApiKey:
+        """The request's key (authenticated by the middleware, else here), which must hold
+        the scope ``needed`` (any key when ``None``): else :class:`ApiError` 403."""
+        record = scope.get(API_KEY_SCOPE_KEY)
+        if record is None:  # a keyed route outside needs_key(): authenticate here
+            record = self.authenticate(scope)
+        if needed is not None and not record.allows(needed):
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"the key {record.name!r} does not have the {needed!r} scope",
+                type="permission_error",
+            )
+        return record
 
 
 def _rate_limited(message: str, wait: float) -> ApiError:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,7 +31,14 @@ from shopsearch.events.schema import ACTIONS
 from shopsearch.ids import MAX_ID_CHARS, id_problem
 from shopsearch.serve.settings import ServeSettings
 
-__all__ = ["RequestModels", "request_models", "valid_id", "valid_text"]
+__all__ = [
+    "ERRORS",
+    "ERRORS_AND_NOT_FOUND",
+    "RequestModels",
+    "request_models",
+    "valid_id",
+    "valid_text",
+]
 
 DEFAULT_K = 10
 DEFAULT_SUGGEST_K = 8
@@ -215,18 +223,43 @@ class ErrorResponse(BaseModel):
     type: str
 
 
+#: The error responses every keyed route documents (all in the ErrorResponse shape).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "invalid request"),
+        (401, "missing or invalid API key (checked before the body is read)"),
+        (403, "the key lacks the scope"),
+        (413, "body too large"),
+        (422, "validation failed"),
+        (429, "rate limited (see Retry-After)"),
+        (503, "overloaded: too many searches waiting (see Retry-After)"),
+    )
+}
+ERRORS_AND_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorResponse},
+}
+
+
 # ---------------------------------------------------------------------- requests
 
 
 @dataclass(frozen=True)
 class RequestModels:
+    """The request bodies, and the query parameters with limits, of one server: route
+    modules declare their routes with them (``routes.search.router(models)``)."""
+
     search: type[BaseModel]
     events: type[BaseModel]
     bulk: type[BaseModel]
+    prefix: Any  # GET /v1/suggest?q=
+    suggest_k: Any  # GET /v1/suggest?k=
+    phrase: Any  # DELETE /v1/admin/suggestions?phrase=
 
 
 def request_models(settings: ServeSettings) -> RequestModels:
-    """The request bodies with this server's limits."""
+    """The request bodies and query parameters with this server's limits."""
 
     class Event(InlineEvent):
         @field_validator("timestamp")
@@ -271,4 +304,19 @@ def request_models(settings: ServeSettings) -> RequestModels:
             description="product objects (the catalog's JSONL format)",
         )
 
-    return RequestModels(SearchRequest, EventsRequest, BulkRequest)
+    prefix = Annotated[
+        str,
+        Query(min_length=1, max_length=settings.max_query_chars, description="a prefix"),
+        AfterValidator(valid_text),
+    ]
+    suggest_k = Annotated[int, Query(ge=1, le=settings.max_k)]
+    phrase = Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=settings.max_query_chars,
+            description="the query as shoppers typed it (case and spacing ignored)",
+        ),
+        AfterValidator(valid_text),
+    ]
+    return RequestModels(SearchRequest, EventsRequest, BulkRequest, prefix, suggest_k, phrase)
