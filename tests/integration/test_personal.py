@@ -136,5 +136,5 @@ def test_rank_under_the_personal_pipeline(personal):
 def test_without_a_model_the_personal_pipeline_is_a_clear_error(tiny_index_dir, encoder):
     with SearchPipeline.open(tiny_index_dir, encoder=encoder) as pipeline:
         assert "personal" not in pipeline.pipelines
-        with pytest.raises(InvalidQueryError, match="unknown pipeline 'personal'"):
+        with pytest.raises(InvalidQueryError, match="personal pipeline needs a learning-to-rank"):
             pipeline.search("mug", pipeline="personal")

@@ -108,3 +108,23 @@ class CatalogStore:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     meta.items(),
                 )
+
+
+class DocumentCache:
+    """Products read from a :class:`CatalogStore`, kept while the index snapshot they belong
+    to is current (any other ``generation`` object empties the cache), at most ``size``."""
+
+    def __init__(self, store: CatalogStore, size: int) -> None:
+        self.store = store
+        self.size = size
+        self._cache: dict[str, Product] = {}
+        self._generation: object = None
+
+    def get(self, product_ids: Sequence[str], generation: object) -> dict[str, Product]:
+        if self._generation is not generation or len(self._cache) > self.size:
+            self._cache, self._generation = {}, generation
+        cache = self._cache
+        missing = [p for p in product_ids if p not in cache]
+        if missing:
+            cache.update(self.store.get_many(missing))
+        return {p: cache[p] for p in product_ids if p in cache}

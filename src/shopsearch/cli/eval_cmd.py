@@ -69,12 +69,8 @@ def _pipeline_names(requested: list[str] | None, search: SearchPipeline) -> list
         for name in (n.strip() for n in item.split(",")):
             if name == "all":
                 names += list(search.pipelines)
-            elif name in search.pipelines:
-                names.append(name)
             elif name:
-                raise InvalidQueryError(
-                    f"unknown pipeline {name!r}: choose from {', '.join(search.pipelines)}, all"
-                )
+                names.append(search.pipeline(name).name)  # a clear error if it cannot run here
     return list(dict.fromkeys(names))
 
 

@@ -30,7 +30,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("queries", nargs="+", metavar="QUERY")
     search.add_argument("-k", type=int, default=DEFAULT_K, help="results per query")
     search.add_argument("--filter", action="append", default=[], metavar="SPEC")
-    search.add_argument("--pipeline", choices=PIPELINES, help="default: the index's best")
+    search.add_argument(
+        "--pipeline",
+        metavar="NAME",
+        help=f"a built-in ({', '.join(PIPELINES)}) or one the index defines; "
+        "default: the index's default (see `shopsearch info`)",
+    )
     search.add_argument(
         "--explain",
         action="store_true",
@@ -138,7 +143,7 @@ def run_info(args: argparse.Namespace) -> int:
             "directory": str(args.index_dir),
             "products": len(pipeline),
             "snapshot": snapshot.name,
-            "pipelines": list(pipeline.pipelines),
+            "pipelines": pipeline.describe_pipelines(),
             "default_pipeline": pipeline.default_pipeline,
             "dense_search": "ann (HNSW)" if snapshot.vectors.uses_ann else "exact",
             "config": pipeline.config.to_dict(),
@@ -148,9 +153,15 @@ def run_info(args: argparse.Namespace) -> int:
         }
     if args.json:
         print_json(info)
-    else:
-        for key, value in info.items():
-            stdout.print(f"[bold]{key}[/]: {value}")
+        return 0
+    pipelines = info.pop("pipelines")
+    for key, value in info.items():
+        stdout.print(f"[bold]{key}[/]: {value}")
+    stdout.print("[bold]pipelines[/]:")
+    for name, entry in pipelines.items():
+        mark = "*" if name == info["default_pipeline"] else " "
+        needs = "" if entry["available"] else f"  [dim](needs {entry['needs']})[/]"
+        stdout.print(f" {mark} {name}: {entry['stages']}{needs}", markup=True)
     return 0
 
 

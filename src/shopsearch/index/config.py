@@ -71,6 +71,52 @@ class RerankerConfig:
             raise InvalidQueryError("reranker.int8_min_pearson must be within [-1, 1]")
 
 
+#: Names of the built-in pipelines: a configured pipeline cannot take one.
+BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal")
+
+
+@dataclass(frozen=True)
+class PipelinesConfig:
+    """Named pipelines beside the built-ins, and the default one.
+
+    A definition is text, e.g. ``"hybrid -> cross_encoder(top=50) -> personal(top=100)"``
+    (the syntax: :mod:`shopsearch.search.spec`); it is checked when the index is opened or
+    built. ``default`` ("" = the best built-in available: personal, rerank, hybrid) may name a
+    built-in or a defined pipeline.
+
+    >>> PipelinesConfig(defined={"rp": "hybrid -> personal(top=100)"}).to_dict()["rp"]
+    'hybrid -> personal(top=100)'
+    """
+
+    default: str = ""
+    defined: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defined", {str(k): str(v) for k, v in self.defined.items()})
+        clashes = sorted(
+            set(self.defined) & set(BUILTIN_PIPELINES) | {"default"} & set(self.defined)
+        )
+        if clashes:
+            raise InvalidQueryError(
+                f"pipelines: {', '.join(clashes)} is a built-in name; choose another name"
+            )
+        if self.default and self.default not in (*BUILTIN_PIPELINES, *self.defined):
+            raise InvalidQueryError(
+                f"pipelines.default: {self.default!r} is neither a built-in pipeline "
+                f"({', '.join(BUILTIN_PIPELINES)}) nor a defined one"
+            )
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"default": ..., name: definition, ...}``: one level, as ``--set`` writes it."""
+        return {"default": self.default, **self.defined}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PipelinesConfig:
+        data = dict(data)
+        default = data.pop("default", "")
+        return cls(default=str(default or ""), defined=data)
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -78,6 +124,7 @@ class IndexConfig:
     vector: VectorIndexConfig = field(default_factory=VectorIndexConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
+    pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +137,7 @@ class IndexConfig:
             "vector": self.vector.to_dict(),
             "fusion": {**asdict(self.fusion), "weights": dict(self.fusion.weights)},
             "reranker": asdict(self.reranker),
+            "pipelines": self.pipelines.to_dict(),
         }
 
     @classmethod
@@ -100,6 +148,7 @@ class IndexConfig:
             vector=VectorIndexConfig.from_dict(data.get("vector", {})),
             fusion=FusionConfig(**data.get("fusion", {})),
             reranker=RerankerConfig(**data.get("reranker", {})),
+            pipelines=PipelinesConfig.from_dict(data.get("pipelines", {})),
         )
 
     def save(self, path: Path) -> None:
@@ -113,12 +162,22 @@ class IndexConfig:
         """Apply ``section.key=value`` overrides, e.g. ``{"fusion.method": "weighted"}``.
 
         Values are parsed as JSON when they parse (numbers, objects), else kept as strings.
+        ``pipelines.NAME=DEFINITION`` defines a pipeline (an empty definition removes it),
+        ``pipelines.default=NAME`` chooses the default.
         """
         config = self
         for dotted, raw in overrides.items():
             section, _, key = dotted.partition(".")
             if section not in {f.name for f in fields(IndexConfig)} or not key:
                 raise InvalidQueryError(f"unknown config key {dotted!r}")
+            if section == "pipelines":
+                entries = config.pipelines.to_dict()
+                if raw.strip() or key == "default":
+                    entries[key] = raw.strip()
+                else:
+                    entries.pop(key, None)
+                config = replace(config, pipelines=PipelinesConfig.from_dict(entries))
+                continue
             current = getattr(config, section)
             if key not in {f.name for f in fields(current)}:
                 raise InvalidQueryError(f"unknown config key {dotted!r}")

@@ -75,6 +75,24 @@ class IndexDirectory:
         snapshot.name = name
         return snapshot
 
+    def load_newer_snapshot(
+        self, store: CatalogStore, current: str | None, *, attempts: int = 5
+    ) -> IndexSnapshot | None:
+        """The committed snapshot when it is not ``current`` (``None`` when it is). A
+        snapshot replaced (and removed) by a newer write while loading is retried up to
+        ``attempts`` times, then :class:`IndexLockedError`."""
+        for _ in range(attempts):
+            name = store.meta("snapshot")
+            if name is None or name == current:
+                return None
+            try:
+                snapshot = IndexSnapshot.load(self.path / SNAPSHOTS / name)
+            except FileNotFoundError:  # replaced by a newer write meanwhile
+                continue
+            snapshot.name = name
+            return snapshot
+        raise IndexLockedError(f"the index at {self.path} keeps changing: retry")
+
     @contextmanager
     def writer_lock(self, wait_s: float = 0.0) -> Iterator[None]:
         """Held by one writer at a time, across processes (an ``flock`` on ``DIR/.lock``).

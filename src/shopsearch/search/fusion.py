@@ -1,0 +1,132 @@
+"""Fusion: one ranked list of hits from the retrievers' runs.
+
+Every candidate gets every retriever's score (``hit.scores["bm25"]``, ``["dense"]``), then
+a fused score (``["fused"]``): reciprocal-rank fusion or a min-max weighted sum
+(:mod:`shopsearch.index.fusion`). With a single retriever there is nothing to fuse
+(:class:`SingleRun`): hits carry that retriever's score. Ties keep the lower row first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from shopsearch.index.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_sum
+from shopsearch.search.retrievers import Retriever, Run
+from shopsearch.search.state import QueryState
+from shopsearch.search.types import Hit
+
+__all__ = ["Fusion", "IndexFusion", "RRFFusion", "SingleRun", "WeightedFusion"]
+
+
+class Fusion(Protocol):
+    name: str
+
+    def fuse(
+        self,
+        state: QueryState,
+        retrievers: Sequence[Retriever],
+        rows: Sequence[int],
+        runs: Mapping[str, Run],
+    ) -> list[Hit]:
+        """Hits for ``rows`` (every candidate of every run), best first."""
+        ...
+
+
+def _sorted(hits: list[Hit], rows: Sequence[int]) -> list[Hit]:
+    order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, rows[i]))
+    return [hits[i] for i in order]
+
+
+class SingleRun:
+    """One retriever: its scores are the hits' scores."""
+
+    name = "single"
+
+    def fuse(self, state, retrievers, rows, runs) -> list[Hit]:  # noqa: ANN001
+        (retriever,) = retrievers
+        run = runs[retriever.name]
+        row_ids = state.snapshot.row_ids
+        hits = [Hit(row_ids[r], run[r], {retriever.name: run[r]}) for r in rows]
+        return _sorted(hits, rows)
+
+
+class _ScoreFusion:
+    """Fills every retriever's score for every row, then fuses with :meth:`combine`."""
+
+    name = "fusion"
+
+    def combine(
+        self, state: QueryState, retrievers: Sequence[Retriever], components: Mapping[str, Run]
+    ) -> dict[int, float]:
+        raise NotImplementedError
+
+    def fuse(self, state, retrievers, rows, runs) -> list[Hit]:  # noqa: ANN001
+        components: dict[str, Run] = {}
+        row_array = np.asarray(rows, dtype=np.int64)
+        for retriever in retrievers:
+            if state.mode == "rank":  # the runs already score every given row
+                components[retriever.name] = dict(runs[retriever.name])
+            else:
+                scores = retriever.score(state, row_array)
+                components[retriever.name] = dict(zip(rows, scores.tolist(), strict=True))
+        fused = self.combine(state, retrievers, components)
+        row_ids = state.snapshot.row_ids
+        hits = []
+        for r in rows:
+            scores = {name: run[r] for name, run in components.items()}
+            scores["fused"] = fused.get(r, 0.0)
+            hits.append(Hit(row_ids[r], fused.get(r, 0.0), scores))
+        return _sorted(hits, rows)
+
+
+class RRFFusion(_ScoreFusion):
+    """Reciprocal-rank fusion; a retriever that needs a positive score to match (BM25)
+    ranks only its matches."""
+
+    name = "rrf"
+
+    def __init__(self, k: int = DEFAULT_RRF_K, weights: Mapping[str, float] | None = None):
+        self.k = k
+        self.weights = dict(weights or {})
+
+    def combine(self, state, retrievers, components) -> dict[int, float]:  # noqa: ANN001
+        runs = {
+            r.name: (
+                {row: s for row, s in components[r.name].items() if s > 0}
+                if r.positive_only
+                else components[r.name]
+            )
+            for r in retrievers
+        }
+        return reciprocal_rank_fusion(runs, self.weights, self.k)
+
+
+class WeightedFusion(_ScoreFusion):
+    """Min-max normalised weighted sum over the candidates."""
+
+    name = "weighted"
+
+    def __init__(self, weights: Mapping[str, float] | None = None):
+        self.weights = dict(weights or {})
+
+    def combine(self, state, retrievers, components) -> dict[int, float]:  # noqa: ANN001
+        return weighted_sum(components, self.weights)
+
+
+class IndexFusion:
+    """The fusion the index's configuration names (``fusion.method``, weights, RRF k),
+    read from the snapshot the search runs on."""
+
+    name = "fuse"
+
+    def fuse(self, state, retrievers, rows, runs) -> list[Hit]:  # noqa: ANN001
+        config = state.snapshot.config.fusion
+        fusion: _ScoreFusion
+        if config.method == "rrf":
+            fusion = RRFFusion(config.rrf_k, config.weights)
+        else:
+            fusion = WeightedFusion(config.weights)
+        return fusion.fuse(state, retrievers, rows, runs)
