@@ -101,8 +101,36 @@ class Generation:
         with self.suggest_lock:
             return list(self.suggester.suggest(prefix, k))
 
-    def close(self) -> None:
+    def follow(self, store: SuggestionStore) -> None:
+        """Apply to the suggester what ``store`` gained (admitted phrases, new shoppers of
+        admitted ones, removals) since this generation last looked, from any process."""
+        if self.suggester is None:
+            return
+        with self.suggest_lock:
+            while True:
+                changes = store.changes(self.suggest_cursor)
+                for text in changes.remove:
+                    self.suggester.remove_query(text)
+                for text, weight in changes.add:
+                    self.suggester.add_query(text, weight)
+                if changes.cursor == self.suggest_cursor:
+                    return
+                self.suggest_cursor = changes.cursor
+
+    def forget(self, text: str) -> bool:
+        """Stop suggesting the query ``text``; whether it was suggested."""
+        with self.suggest_lock:
+            return self.suggester is not None and bool(self.suggester.remove_query(text))
+
+    def close(self, *, collect: bool = False) -> None:
+        """``collect``: then collect its garbage (one full collection, ~0.3 s) and freeze
+        the objects left (the new generation's): see ``ServeState.freeze_heap``."""
         self.pipeline.close()
+        if collect:
+            del self.pipeline, self.suggester  # callers may still hold the shell
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
 
 class ServeState:
@@ -211,7 +239,7 @@ class ServeState:
                 generation.users -= 1
                 close = generation.retired and generation.users == 0
             if close:
-                self._close_retired(generation)
+                generation.close(collect=self.freeze_heap)  # nobody uses it any more
 
     def refresh(self) -> None:
         """Catch up with what other processes did: load a snapshot they committed, reload
@@ -282,7 +310,7 @@ class ServeState:
                 old.retired = True
                 close = old.users == 0
             if close:
-                self._close_retired(old)
+                old.close(collect=self.freeze_heap)
             self._stuck = None
             self.reloads += 1
             counts = self._count_events()
@@ -291,40 +319,17 @@ class ServeState:
             self.on_reload(new)
         return new
 
-    def _close_retired(self, generation: Generation) -> None:
-        """Close a generation nobody uses any more; with ``freeze_heap``, collect its garbage
-        (one full collection, ~0.3 s) and freeze the new generation's objects."""
-        generation.close()
-        if self.freeze_heap:
-            del generation.pipeline, generation.suggester  # callers may still hold the shell
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-
     def _open(self, encoder: Encoder | None, previous: SearchPipeline | None = None) -> Generation:
         if previous is not None:
             encoder = previous.encoder  # with its query cache: the same model
         pipeline = SearchPipeline.open(self.index_dir, encoder=encoder)
         try:
-            if previous is not None and pipeline.config.encoder != previous.config.encoder:
-                pipeline.encoder = load_encoder(pipeline.config.encoder)  # `refresh --encoder`
-            if self.query_cache_size and not isinstance(pipeline.encoder, CachedQueryEncoder):
-                cached = CachedQueryEncoder(pipeline.encoder, self.query_cache_size)
-                pipeline.encoder = cached  # type: ignore[assignment]
-            _warm_up(pipeline)
-            suggester, cursor = self._build_suggester(pipeline)
+            _prepare(pipeline, previous, self.query_cache_size)
+            suggester, cursor = _build_suggester(self._suggest_module, self.suggestions, pipeline)
         except BaseException:
             pipeline.close()
             raise
         return Generation(pipeline, suggester, cursor)
-
-    def _build_suggester(self, pipeline: SearchPipeline) -> tuple[Any | None, Cursor]:
-        """Catalog title phrases plus the admitted queries (and where the store was then)."""
-        if self._suggest_module is None or self.suggestions is None:
-            return None, Cursor()
-        titles = (p.title for p in pipeline.store.iter_products())
-        queries, cursor = self.suggestions.snapshot()
-        return self._suggest_module.Suggester.build(titles, queries), cursor
 
     # ------------------------------------------------------------------ writes
 
@@ -375,19 +380,7 @@ class ServeState:
         new shoppers of admitted ones, removals) since it last looked, from any process."""
         if self.suggestions is None or self.closed:
             return
-        generation = self.current
-        if generation.suggester is None:
-            return
-        with generation.suggest_lock:
-            while True:
-                changes = self.suggestions.changes(generation.suggest_cursor)
-                for text in changes.remove:
-                    generation.suggester.remove_query(text)
-                for text, weight in changes.add:
-                    generation.suggester.add_query(text, weight)
-                if changes.cursor == generation.suggest_cursor:
-                    return
-                generation.suggest_cursor = changes.cursor
+        self.current.follow(self.suggestions)
 
     def remove_suggestion(self, text: str) -> bool:
         """Never suggest the query ``text`` again, in any process (persisted); whether this
@@ -395,9 +388,7 @@ class ServeState:
         if self.suggestions is None:
             return False
         newly = self.suggestions.remove(text)
-        generation = self.current
-        with generation.suggest_lock:
-            suggested = generation.suggester is not None and generation.suggester.remove_query(text)
+        suggested = self.current.forget(text)
         self.sync_suggestions()
         return bool(newly and suggested)
 
@@ -437,6 +428,30 @@ class ServeState:
             self._encoder = current.pipeline.encoder  # reused by a later start()
             if close:
                 current.close()
+
+
+def _build_suggester(
+    module: Any | None, store: SuggestionStore | None, pipeline: SearchPipeline
+) -> tuple[Any | None, Cursor]:
+    """Catalog title phrases plus the admitted queries (and where the store was then)."""
+    if module is None or store is None:
+        return None, Cursor()
+    titles = (p.title for p in pipeline.store.iter_products())
+    queries, cursor = store.snapshot()
+    return module.Suggester.build(titles, queries), cursor
+
+
+def _prepare(
+    pipeline: SearchPipeline, previous: SearchPipeline | None, query_cache_size: int
+) -> None:
+    """A new encoder if the index's changed (``refresh --encoder``), the query cache, the
+    warm-up."""
+    if previous is not None and pipeline.config.encoder != previous.config.encoder:
+        pipeline.encoder = load_encoder(pipeline.config.encoder)
+    if query_cache_size and not isinstance(pipeline.encoder, CachedQueryEncoder):
+        cached = CachedQueryEncoder(pipeline.encoder, query_cache_size)
+        pipeline.encoder = cached  # type: ignore[assignment]
+    _warm_up(pipeline)
 
 
 def _warm_up(pipeline: SearchPipeline) -> None:
