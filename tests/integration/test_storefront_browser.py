@@ -317,6 +317,60 @@ def test_storefront_search_filters_explains_and_reacts_to_actions(page, server, 
     assert acted["explanation"]["session"] > 0, acted["explanation"]
 
 
+def _health(server) -> dict:
+    with urllib.request.urlopen(f"{server}/healthz", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _search_request(page, action) -> tuple[dict, dict]:
+    """Run ``action`` (something that searches); the search's request body and answer."""
+    with page.expect_request(lambda r: r.url.endswith("/v1/search")) as request:
+        answer = _search(page, action)
+    return json.loads(request.value.post_data), answer
+
+
+def test_storefront_selects_a_pipeline_by_name(page, server):
+    health = _health(server)
+    assert {"bm25", "hybrid", "personal"} <= set(health["pipelines"])
+    assert health["default_pipeline"] == "personal"
+    page.goto(f"{server}/")
+    page.wait_for_selector("body[data-ready=true]")
+    select = page.get_by_test_id("pipeline-select")
+    assert select.is_enabled()
+    options = select.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert options == health["pipelines"]
+    assert select.input_value() == health["default_pipeline"]  # the server's default first
+
+    def shown() -> str:  # the pipeline the page says answered
+        return page.get_by_test_id("pipeline").inner_text()
+
+    box = page.get_by_test_id("search-input")
+    box.fill(QUERY)
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-button").click())
+    assert sent["pipeline"] == answer["pipeline"] == shown() == "personal"
+
+    # choosing another pipeline searches again, the same query ranked by it
+    for name in ("bm25", "hybrid"):
+        sent, answer = _search_request(page, lambda name=name: select.select_option(name))
+        assert sent["query"] == QUERY
+        assert sent["pipeline"] == answer["pipeline"] == shown() == name
+        assert answer["hits"] and all("dense" in h["scores"] for h in answer["hits"]) == (
+            name == "hybrid"
+        )
+
+    # the choice is kept: by the next query, and by the tab when the page is reloaded
+    box.fill("water bottle")
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-button").click())
+    assert sent["pipeline"] == answer["pipeline"] == shown() == "hybrid"
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.get_by_test_id("pipeline-select").input_value() == "hybrid"
+    box.fill(QUERY)
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-button").click())
+    assert sent["pipeline"] == answer["pipeline"] == "hybrid"
+    assert page.get_by_test_id("error-banner").is_hidden()
+
+
 def test_storefront_shows_api_errors_and_escapes_product_text(page, server):
     page.goto(f"{server}/")
     page.wait_for_selector("body[data-ready=true]")

@@ -202,6 +202,8 @@ class HealthResponse(BaseModel):
     events: int  # as this worker process knows it (others add events too)
     pid: int  # the worker process that answered
     reloads: int  # reloads this worker process made since it started
+    pipelines: list[str]  # what POST /v1/search takes as "pipeline"
+    default_pipeline: str  # what it runs without one
 
 
 class ReloadResponse(BaseModel):

@@ -1,6 +1,6 @@
-"""What needs no scope: ``GET``/``HEAD /healthz`` (liveness and sizes), the storefront
-page ``/`` and its ``/static/*`` files (no key: the page carries the storefront's own), and
-the API description, ``/openapi.json`` and ``/docs`` (any key).
+"""What needs no scope: ``GET``/``HEAD /healthz`` (liveness, sizes, the pipelines a search
+may name), the storefront page ``/`` and its ``/static/*`` files (no key: the page carries
+the storefront's own), and the API description, ``/openapi.json`` and ``/docs`` (any key).
 
 (No ``from __future__ import annotations``: FastAPI reads the real annotations of the
 routes.)
@@ -36,6 +36,8 @@ async def healthz(state: State) -> Response:
             "events": state.events_count,
             "pid": os.getpid(),
             "reloads": state.reloads,
+            "pipelines": list(generation.pipelines),
+            "default_pipeline": generation.default_pipeline,
         }
     )
 

@@ -1,7 +1,8 @@
 /* shopsearch storefront: plain JavaScript, no build step, nothing fetched from elsewhere.
  *
  * Talks to the shopsearch HTTP API on the same origin:
- *   POST /v1/search   query + filters + inline session events -> hits, facets
+ *   GET  /healthz     the pipelines a search may name, and the default one
+ *   POST /v1/search   query + filters + pipeline + inline session events -> hits, facets
  *   GET  /v1/suggest  autocomplete
  *   POST /v1/events   UBI event records (impression, click, add_to_cart)
  *
@@ -18,6 +19,7 @@
   var MAX_INLINE_EVENTS = 50;
   var USER_KEY = "shopsearch.user_id";
   var SESSION_KEY = "shopsearch.session_id";
+  var PIPELINE_KEY = "shopsearch.pipeline"; // the chosen pipeline (this tab only)
   var FACET_ORDER = ["brand", "color", "category", "price", "rating"];
   var FACET_TITLES = {
     brand: "Brand",
@@ -51,6 +53,7 @@
     pendingEvents: [],
     cart: 0,
     searchSeq: 0,
+    pipeline: null, // the pipeline every search names; null: the server's default
   };
 
   var $ = function (id) {
@@ -61,6 +64,7 @@
   var list = $("suggestions");
   var userInput = $("user-id");
   var resultsEl = $("results");
+  var pipelineSelect = $("pipeline-select");
 
   // ------------------------------------------------------------------ helpers
   function emptyFilters() {
@@ -335,6 +339,7 @@
       session_id: sessionId(),
       events: events,
       explain: true,
+      pipeline: state.pipeline,
     };
     resultsEl.setAttribute("aria-busy", "true");
     document.body.dataset.searching = "true";
@@ -403,7 +408,7 @@
       node.appendChild(
         el(
           "span",
-          { class: "pill", "data-testid": "pipeline", title: "Ranking pipeline" },
+          { class: "pill", "data-testid": "pipeline", title: "The pipeline that answered" },
           String(result.pipeline)
         )
       );
@@ -941,6 +946,40 @@
     search(query);
   });
 
+  // ------------------------------------------------------------------ pipelines
+  /** Fill the pipeline selector from /healthz: the server's default selected, unless this
+   *  tab chose another that the server still has. Resolves once filled (or failed). */
+  function loadPipelines() {
+    return fetch("/healthz", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .catch(function () {
+        return null;
+      })
+      .then(function (health) {
+        var names = health && Array.isArray(health.pipelines) ? health.pipelines.map(String) : [];
+        if (!names.length) return; // searches keep naming no pipeline: the server's default
+        var fallback = names.indexOf(health.default_pipeline) !== -1 ? health.default_pipeline : names[0];
+        var chosen = storageGet(window.sessionStorage, PIPELINE_KEY);
+        if (names.indexOf(chosen) === -1) chosen = fallback;
+        clear(pipelineSelect);
+        names.forEach(function (name) {
+          var label = name === health.default_pipeline ? name + " (default)" : name;
+          pipelineSelect.appendChild(el("option", { value: name, dataset: { pipeline: name } }, label));
+        });
+        pipelineSelect.value = chosen;
+        pipelineSelect.disabled = false;
+        state.pipeline = chosen;
+      });
+  }
+
+  pipelineSelect.addEventListener("change", function () {
+    state.pipeline = pipelineSelect.value || null;
+    storageSet(window.sessionStorage, PIPELINE_KEY, pipelineSelect.value);
+    if (state.query) search(); // the same query and filters, ranked by the chosen pipeline
+  });
+
   // ------------------------------------------------------------------ shopper ids
   function initShopper() {
     var stored = storageGet(window.localStorage, USER_KEY);
@@ -970,9 +1009,11 @@
     showError(new Error("This page has no API key: open it through `shopsearch serve`."));
   }
   var initial = new URLSearchParams(window.location.search).get("q");
-  if (initial) {
-    input.value = initial;
-    search(initial);
-  }
-  document.body.dataset.ready = "true";
+  loadPipelines().then(function () {
+    if (initial) {
+      input.value = initial;
+      search(initial);
+    }
+    document.body.dataset.ready = "true";
+  });
 })();
