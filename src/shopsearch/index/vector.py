@@ -20,33 +20,27 @@ stored float32 vectors, so both paths return the same kind of score.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
-import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shopsearch.errors import IndexNotFoundError, ShopSearchWarning
+from shopsearch.index import vector_files
+from shopsearch.index.hnsw import HnswGraph
+from shopsearch.index.vector_files import CONFIG_FILE as CONFIG_FILE  # re-exported names
+from shopsearch.index.vector_files import FORMAT as FORMAT
+from shopsearch.index.vector_files import FORMAT_VERSION as FORMAT_VERSION
+from shopsearch.index.vector_files import GRAPH_FILE as GRAPH_FILE
+from shopsearch.index.vector_files import LIVE_FILE as LIVE_FILE
+from shopsearch.index.vector_files import VECTORS_FILE as VECTORS_FILE
 
 __all__ = ["MAX_ANN_FETCH", "VectorIndex", "VectorIndexConfig"]
 
-FORMAT = "shopsearch.vector"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-VECTORS_FILE = "vectors.npy"
-LIVE_FILE = "live.npy"
-GRAPH_FILE = "graph.usearch"
-
 #: Most candidates one ANN search fetches before filtering; beyond it, exact search is used.
 MAX_ANN_FETCH = 10_000
-#: Bulk graph inserts at least this large show a progress bar when asked to.
-_PROGRESS_MIN_ROWS = 50_000
 
 _EMPTY_ROWS = np.empty(0, dtype=np.int64)
 _EMPTY_SCORES = np.empty(0, dtype=np.float32)
@@ -117,25 +111,92 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary sibling, then rename over ``path``.
+def _check_vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
+    array = np.asarray(vectors)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise ValueError(
+            f"vectors must have shape (n, {dim}), got {array.shape}"
+            + (" (wrap one vector as vectors[None, :])" if array.ndim == 1 else "")
+        )
+    if array.dtype.kind != "f":
+        raise ValueError(f"vectors must be floating point (float32), got dtype {array.dtype}")
+    with np.errstate(over="ignore"):  # float64 beyond float32 range -> inf, reported below
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+        raise ValueError(
+            f"vectors contain NaN or infinite values (float32) in {bad.shape[0]} row(s), "
+            f"first at input position {int(bad[0])}"
+        )
+    return array
 
-    Renaming keeps any memory map of the old file (a loaded index) valid.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+def _check_query(query: np.ndarray, dim: int) -> np.ndarray:
+    array = np.asarray(query)
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1 or array.shape[0] != dim:
+        raise ValueError(f"query must have shape ({dim},), got {np.shape(query)}")
+    if array.dtype.kind != "f":
+        raise ValueError(f"query must be floating point (float32), got dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("query contains NaN or infinite values")
+    return array
+
+
+def _check_rows(rows: Any, n_rows: int) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(rows))
+    if array.ndim != 1:
+        raise ValueError(f"rows must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        return _EMPTY_ROWS
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"rows must be integers, got dtype {array.dtype}")
+    array = array.astype(np.int64, copy=False)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= n_rows:
+        bad = low if low < 0 else high
+        raise IndexError(f"row {bad} out of range for an index of {n_rows} rows")
+    return array
+
+
+def _check_mask(mask: np.ndarray, n_rows: int) -> np.ndarray:
+    array = np.asarray(mask)
+    if array.dtype != np.bool_ or array.shape != (n_rows,):
+        raise ValueError(
+            f"mask must be a boolean array of shape ({n_rows},) (one per row), "
+            f"got {array.dtype} {array.shape}"
+        )
+    return array
+
+
+def _search_exact(
+    store: np.ndarray, n_rows: int, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of the ``allowed`` rows among ``store``'s first ``n_rows``."""
+    if n_allowed <= n_rows // 8:
+        # Few rows allowed: score only those. Gathering rows costs more per row than the
+        # full product, so it only pays below roughly 1/8 of the rows (measured).
+        candidates = np.flatnonzero(allowed)
+        scores = np.asarray(store)[candidates] @ q
+    else:
+        candidates = None
+        scores = np.asarray(store)[:n_rows] @ q  # not np.memmap: 4x faster
+        scores[~allowed] = -np.inf
+    order = _top_k(scores, min(k, n_allowed))
+    rows = order if candidates is None else candidates[order]
+    return rows.astype(np.int64, copy=False), scores[order].astype(np.float32, copy=False)
 
 
 class VectorIndex:
     """Inner-product (cosine) search over L2-normalised float32 embeddings.
 
     Exact below ``config.exact_below`` live rows or under a selective filter; HNSW
-    (usearch) otherwise, with candidates re-scored exactly and filtered by the mask.
+    (usearch, :class:`~shopsearch.index.hnsw.HnswGraph`) otherwise, with candidates
+    re-scored exactly and filtered by the mask. Saved as :mod:`shopsearch.index.vector_files`
+    describes.
 
     >>> index = VectorIndex(dim=2)
     >>> index.add(np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)).tolist()
@@ -162,8 +223,7 @@ class VectorIndex:
         self._live_store = np.empty(0, dtype=bool)
         self._n_rows = 0
         self._n_live = 0
-        self._graph: Any = None  # usearch.index.Index once built
-        self._graph_is_view = False
+        self._graph: HnswGraph | None = None
         self._graph_lock = threading.Lock()
 
     # ------------------------------------------------------------------ properties
@@ -214,65 +274,6 @@ class VectorIndex:
             f"ann_built={self.ann_built})"
         )
 
-    # ------------------------------------------------------------------ validation
-
-    def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        array = np.asarray(vectors)
-        if array.ndim != 2 or array.shape[1] != self._dim:
-            raise ValueError(
-                f"vectors must have shape (n, {self._dim}), got {array.shape}"
-                + (" (wrap one vector as vectors[None, :])" if array.ndim == 1 else "")
-            )
-        if array.dtype.kind != "f":
-            raise ValueError(f"vectors must be floating point (float32), got dtype {array.dtype}")
-        with np.errstate(over="ignore"):  # float64 beyond float32 range -> inf, reported below
-            array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
-            bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
-            raise ValueError(
-                f"vectors contain NaN or infinite values (float32) in {bad.shape[0]} row(s), "
-                f"first at input position {int(bad[0])}"
-            )
-        return array
-
-    def _check_query(self, query: np.ndarray) -> np.ndarray:
-        array = np.asarray(query)
-        if array.ndim == 2 and array.shape[0] == 1:
-            array = array[0]
-        if array.ndim != 1 or array.shape[0] != self._dim:
-            raise ValueError(f"query must have shape ({self._dim},), got {np.shape(query)}")
-        if array.dtype.kind != "f":
-            raise ValueError(f"query must be floating point (float32), got dtype {array.dtype}")
-        with np.errstate(over="ignore"):
-            array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
-            raise ValueError("query contains NaN or infinite values")
-        return array
-
-    def _check_rows(self, rows: Any) -> np.ndarray:
-        array = np.atleast_1d(np.asarray(rows))
-        if array.ndim != 1:
-            raise ValueError(f"rows must be one-dimensional, got shape {array.shape}")
-        if array.size == 0:
-            return _EMPTY_ROWS
-        if array.dtype.kind not in "iu":
-            raise ValueError(f"rows must be integers, got dtype {array.dtype}")
-        array = array.astype(np.int64, copy=False)
-        low, high = int(array.min()), int(array.max())
-        if low < 0 or high >= self._n_rows:
-            bad = low if low < 0 else high
-            raise IndexError(f"row {bad} out of range for an index of {self._n_rows} rows")
-        return array
-
-    def _check_mask(self, mask: np.ndarray) -> np.ndarray:
-        array = np.asarray(mask)
-        if array.dtype != np.bool_ or array.shape != (self._n_rows,):
-            raise ValueError(
-                f"mask must be a boolean array of shape ({self._n_rows},) (one per row), "
-                f"got {array.dtype} {array.shape}"
-            )
-        return array
-
     # ------------------------------------------------------------------ writes
 
     def _reserve(self, extra: int) -> None:
@@ -293,7 +294,7 @@ class VectorIndex:
         Raises ``ValueError`` for a wrong shape, a non-float dtype or NaN/inf values.
         The HNSW graph, if built, is updated too.
         """
-        array = self._check_vectors(vectors)
+        array = _check_vectors(vectors, self._dim)
         count = array.shape[0]
         if count == 0:
             return _EMPTY_ROWS.copy()
@@ -305,13 +306,12 @@ class VectorIndex:
         self._n_rows += count
         self._n_live += count
         if self._graph is not None:
-            self._writable_graph()
-            _graph_add(self._graph, rows, array)
+            self._graph.add(rows, array)
         return rows
 
     def delete(self, rows: Any) -> None:
         """Tombstone ``rows`` (int or array of ints); already deleted rows are ignored."""
-        array = self._check_rows(rows)
+        array = _check_rows(rows, self._n_rows)
         if array.size == 0:
             return
         array = np.unique(array)
@@ -323,8 +323,7 @@ class VectorIndex:
         self._live_store[newly] = False
         self._n_live -= int(newly.size)
         if self._graph is not None:
-            self._writable_graph()
-            self._graph.remove(newly.astype(np.uint64))
+            self._graph.remove(newly)
 
     def compact(self) -> np.ndarray:
         """Drop deleted rows and renumber the rest in order.
@@ -340,29 +339,8 @@ class VectorIndex:
         self._n_rows = self._n_live
         if self._graph is not None:
             self._graph = None
-            self._graph_is_view = False
             self.build_ann()
         return mapping
-
-    # ------------------------------------------------------------------ ANN graph
-
-    def _new_graph(self) -> Any:
-        from shopsearch.native import usearch_index
-
-        return usearch_index().Index(
-            ndim=self._dim,
-            metric="ip",
-            dtype="f32",
-            connectivity=self.config.connectivity,
-            expansion_add=self.config.expansion_add,
-            expansion_search=self.config.expansion_search,
-        )
-
-    def _writable_graph(self) -> None:
-        """A graph memory-mapped by ``load`` is read-only; copy it into memory before writes."""
-        if self._graph_is_view:
-            self._graph = self._graph.copy()
-            self._graph_is_view = False
 
     def build_ann(self, *, progress: bool = False) -> None:
         """Build the HNSW graph over the live rows now (a no-op if it exists).
@@ -373,23 +351,20 @@ class VectorIndex:
         with self._graph_lock:
             if self._graph is not None:
                 return
-            graph = self._new_graph()
             rows = np.flatnonzero(self._live_store[: self._n_rows]).astype(np.int64)
-            if rows.size:
-                _graph_add(graph, rows, np.ascontiguousarray(self._store[rows]), progress=progress)
-            self._graph = graph
-            self._graph_is_view = False
+            vectors = np.ascontiguousarray(self._store[rows])
+            self._graph = HnswGraph.build(self._dim, self.config, rows, vectors, progress=progress)
 
     # ------------------------------------------------------------------ search
 
     def scores(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Exact inner products (float32) with every row, or just ``rows``; deleted: ``-inf``."""
-        q = self._check_query(query)
+        q = _check_query(query, self._dim)
         if rows is None:
             out = self._store[: self._n_rows] @ q
             out[~self._live_store[: self._n_rows]] = -np.inf
             return out.astype(np.float32, copy=False)
-        picked = self._check_rows(rows)
+        picked = _check_rows(rows, self._n_rows)
         if picked.size == 0:
             return _EMPTY_SCORES.copy()
         out = self._store[picked] @ q
@@ -411,7 +386,7 @@ class VectorIndex:
         it. ANN re-scores its candidates exactly and falls back to exact search when fewer
         than ``k`` of them pass the mask. Equal scores: lower row first.
         """
-        q = self._check_query(query)
+        q = _check_query(query, self._dim)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
         k = int(k)
@@ -420,7 +395,7 @@ class VectorIndex:
             allowed = live
             n_allowed = self._n_live
         else:
-            allowed = live & self._check_mask(mask)
+            allowed = live & _check_mask(mask, self._n_rows)
             n_allowed = int(np.count_nonzero(allowed))
         if k == 0 or n_allowed == 0:
             return _EMPTY_ROWS.copy(), _EMPTY_SCORES.copy()
@@ -432,23 +407,7 @@ class VectorIndex:
             found = self._search_ann(q, k, allowed, n_allowed)
             if found is not None:
                 return found
-        return self._search_exact(q, k, allowed, n_allowed)
-
-    def _search_exact(
-        self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        if n_allowed <= self._n_rows // 8:
-            # Few rows allowed: score only those. Gathering rows costs more per row than the
-            # full product, so it only pays below roughly 1/8 of the rows (measured).
-            candidates = np.flatnonzero(allowed)
-            scores = np.asarray(self._store)[candidates] @ q
-        else:
-            candidates = None
-            scores = np.asarray(self._store)[: self._n_rows] @ q  # not np.memmap: 4x faster
-            scores[~allowed] = -np.inf
-        order = _top_k(scores, min(k, n_allowed))
-        rows = order if candidates is None else candidates[order]
-        return rows.astype(np.int64, copy=False), scores[order].astype(np.float32, copy=False)
+        return _search_exact(self._store, self._n_rows, q, k, allowed, n_allowed)
 
     def _search_ann(
         self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int
@@ -463,8 +422,8 @@ class VectorIndex:
             return None  # the filter is too selective for post-filtering to find k rows
         fetch = min(fetch, self._n_live)
         self.build_ann()
-        matches = self._graph.search(q, fetch)
-        keys = np.asarray(matches.keys, dtype=np.int64)
+        assert self._graph is not None
+        keys = self._graph.search(q, fetch)
         keys = keys[allowed[keys]]
         if keys.shape[0] < min(k, n_allowed):
             return None  # too few candidates passed the mask
@@ -485,26 +444,15 @@ class VectorIndex:
         directory.mkdir(parents=True, exist_ok=True)
         if self.uses_ann:
             self.build_ann()
-        vectors = np.ascontiguousarray(self._store[: self._n_rows])
-        live = np.ascontiguousarray(self._live_store[: self._n_rows])
-        _write_atomic(directory / VECTORS_FILE, lambda p: _save_npy(p, vectors))
-        _write_atomic(directory / LIVE_FILE, lambda p: _save_npy(p, live))
-        graph_path = directory / GRAPH_FILE
-        if self._graph is not None:
-            _write_atomic(graph_path, lambda p: self._graph.save(os.fspath(p)))
-        elif graph_path.exists():
-            graph_path.unlink()  # stale graph of an earlier save
-        meta = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "dim": self._dim,
-            "n_rows": self._n_rows,
-            "n_live": self._n_live,
-            "ann_graph": GRAPH_FILE if self._graph is not None else None,
-            "config": self.config.to_dict(),
-        }
-        text = json.dumps(meta, indent=2) + "\n"
-        _write_atomic(directory / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+        vector_files.write_index(
+            directory,
+            dim=self._dim,
+            config=self.config.to_dict(),
+            vectors=np.ascontiguousarray(self._store[: self._n_rows]),
+            live=np.ascontiguousarray(self._live_store[: self._n_rows]),
+            n_live=self._n_live,
+            graph=self._graph,
+        )
 
     @classmethod
     def load(cls, directory: Path | str, *, mmap: bool = True) -> VectorIndex:
@@ -514,70 +462,14 @@ class VectorIndex:
         into memory only by the first write (``add``/``delete``/``compact``).
         """
         directory = Path(directory)
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise IndexNotFoundError(f"no vector index at {directory} (missing {CONFIG_FILE})")
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{config_path}: not a {FORMAT} v{FORMAT_VERSION} index "
-                f"(format={meta.get('format')!r}, version={meta.get('format_version')!r})"
-            )
+        meta = vector_files.read_meta(directory)
         index = cls(int(meta["dim"]), VectorIndexConfig.from_dict(meta["config"]))
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None)
-        live = np.load(directory / LIVE_FILE).astype(bool, copy=False)
-        n_rows = int(meta["n_rows"])
-        if vectors.shape != (n_rows, index.dim) or vectors.dtype != np.float32:
-            raise ValueError(
-                f"{directory / VECTORS_FILE}: expected float32 {(n_rows, index.dim)}, "
-                f"got {vectors.dtype} {vectors.shape}"
-            )
-        if live.shape != (n_rows,):
-            raise ValueError(f"{directory / LIVE_FILE}: expected shape ({n_rows},)")
+        vectors, live = vector_files.read_arrays(directory, meta, index.dim, mmap=mmap)
         index._store = vectors
-        index._live_store = np.array(live, dtype=bool)  # small; always writable
-        index._n_rows = n_rows
+        index._live_store = live
+        index._n_rows = int(meta["n_rows"])
         index._n_live = int(np.count_nonzero(live))
-        graph_path = directory / GRAPH_FILE
-        if meta.get("ann_graph") and graph_path.is_file():
-            graph = index._new_graph()
-            if mmap:
-                graph.view(os.fspath(graph_path))
-            else:
-                graph.load(os.fspath(graph_path))
-            if len(graph) != index._n_live or graph.ndim != index.dim:
-                warnings.warn(
-                    f"{graph_path} does not match the vectors ({len(graph)} entries for "
-                    f"{index._n_live} live rows); it will be rebuilt when needed",
-                    ShopSearchWarning,
-                    stacklevel=2,
-                )
-            else:
-                index._graph = graph
-                index._graph_is_view = mmap
+        index._graph = vector_files.read_graph(
+            directory, meta, index.dim, index.config, index._n_live, mmap=mmap
+        )
         return index
-
-
-def _graph_add(graph: Any, rows: np.ndarray, array: np.ndarray, *, progress: bool = False) -> None:
-    """Insert ``array`` under keys ``rows`` using all cores (``threads=0``)."""
-    keys = rows.astype(np.uint64)
-    if not progress or rows.shape[0] < _PROGRESS_MIN_ROWS:
-        graph.add(keys, array, threads=0)
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("Building HNSW graph", total=int(rows.shape[0]))
-
-        def report(done: int, total: int) -> bool:
-            bar.update(task, completed=done)
-            return True
-
-        # usearch checks the callback's annotations by identity, not as postponed strings.
-        report.__annotations__ = {"done": int, "total": int, "return": bool}
-        graph.add(keys, array, threads=0, progress=report)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array)
