@@ -416,9 +416,9 @@ def test_an_error_in_on_commit_keeps_what_was_committed(store, tmp_path):
 
 
 def test_chunks_handed_to_the_writer_are_committed_at_the_end(store, tmp_path, monkeypatch):
-    import shopsearch.events.store as store_module
+    import shopsearch.events.ingest as ingest_module
 
-    monkeypatch.setattr(store_module, "_CHUNK_SIZE", 4)
+    monkeypatch.setattr(ingest_module, "_CHUNK_SIZE", 4)
     log = _log(tmp_path / "log.jsonl", [_ubi_event(i) for i in range(8)])
     acks: list[IngestReport] = []
     # Two chunks of 4, neither reaching batch_size: the end of the file commits them.
@@ -431,9 +431,9 @@ def test_chunks_handed_to_the_writer_are_committed_at_the_end(store, tmp_path, m
 
 
 def test_rows_are_inserted_in_several_statements(store, monkeypatch):
-    import shopsearch.events.store as store_module
+    import shopsearch.events.ingest as ingest_module
 
-    monkeypatch.setattr(store_module, "_MAX_ROWS_PER_STATEMENT", 3)
+    monkeypatch.setattr(ingest_module, "_MAX_ROWS_PER_STATEMENT", 3)
     events = [_e(f"e{i}", t=T0 + i) for i in range(10)]
     assert store.add([*events, events[4], _q("q1")]) == AddResult(1, 0, 10, 1)
     assert [e.event_id for e in store.iter_events()] == [f"e{i}" for i in range(10)]
