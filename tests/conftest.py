@@ -40,3 +40,16 @@ def tiny_index_dir(tmp_path_factory, tiny_products, encoder):
     path = tmp_path_factory.mktemp("tiny") / "index"
     SearchPipeline.build(tiny_products, path, encoder=encoder).close()
     return path
+
+
+@pytest.fixture(scope="session")
+def esci_index_dir(tmp_path_factory, encoder):
+    """An index of the whole bundled ESCI-US sample (6,764 products; slow tier). Read-only:
+    copy it to modify."""
+    from shopsearch.catalog.loaders import load_catalog
+    from shopsearch.datasets import esci_us_products
+    from shopsearch.pipeline import SearchPipeline
+
+    path = tmp_path_factory.mktemp("esci") / "index"
+    SearchPipeline.build(load_catalog(esci_us_products()).products, path, encoder=encoder).close()
+    return path

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shopsearch.catalog.loaders import load_catalog
-from shopsearch.datasets import esci_us_judgments, esci_us_products
+from shopsearch.datasets import esci_us_judgments
 from shopsearch.evaluation.judgments import load_judgments
 from shopsearch.evaluation.protocols import compare
 from shopsearch.index.vector import VectorIndex, VectorIndexConfig
@@ -19,10 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def esci(tmp_path_factory, encoder):
-    products = load_catalog(esci_us_products()).products
-    path = tmp_path_factory.mktemp("esci") / "index"
-    with SearchPipeline.build(products, path, encoder=encoder) as pipeline:
+def esci(esci_index_dir, encoder):
+    with SearchPipeline.open(esci_index_dir, encoder=encoder) as pipeline:
         yield pipeline
 
 
