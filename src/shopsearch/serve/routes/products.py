@@ -18,9 +18,10 @@ from shopsearch.catalog.loaders import normalize_row
 from shopsearch.catalog.schema import Product
 from shopsearch.errors import BadRowError
 from shopsearch.serve import schemas
-from shopsearch.serve.dependencies import AdminKey, Leased, SearchKey, State
+from shopsearch.serve.dependencies import AdminKey, Reads, SearchKey, State
 from shopsearch.serve.errors import ApiError
 from shopsearch.serve.responses import json_response, problems_message
+from shopsearch.serve.state import Generation
 
 __all__ = ["ProductId", "router"]
 
@@ -83,7 +84,11 @@ def router(models: schemas.RequestModels) -> APIRouter:
     return routes
 
 
-def get_product(product_id: ProductId, key: SearchKey, generation: Leased) -> Response:
+async def get_product(product_id: ProductId, key: SearchKey, reads: Reads) -> Response:
+    return await reads.run(_get_product, product_id)
+
+
+def _get_product(generation: Generation, product_id: str) -> Response:
     product = generation.pipeline.get(product_id)
     if product is None:
         raise ApiError(404, "not_found", f"no product {product_id!r}")
