@@ -3,10 +3,11 @@
 :func:`train_bi_encoder` trains with MultipleNegativesRankingLoss over triples
 ``(query, Exact product, hard negative of the same query)``: each query must score its own
 positive above every other product in the batch (the other rows' positives and all hard
-negatives). A plain PyTorch loop over the model's forward, so it needs neither ``datasets``
-nor the sentence-transformers trainer, and shares the cross-encoder trainer's conventions:
-seeding, AdamW with linear warmup and decay, gradient accumulation, layer freezing or LoRA,
-validation with early stopping, a progress bar. A run directory holds::
+negatives). It trains in the shared loop, :class:`shopsearch.training.loop.Trainer`
+(seeding, AdamW with linear warmup and decay, gradient accumulation, validation with early
+stopping, a progress bar; layer freezing or LoRA from :mod:`shopsearch.training.trainable`),
+over the model's own forward, so it needs neither ``datasets`` nor the sentence-transformers
+trainer. A run directory holds::
 
     config.json        the TrainConfig
     history.json       per-step losses and learning rates, per-epoch means, evaluations
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
 import random
 import shutil
@@ -35,33 +35,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from shopsearch.errors import InvalidQueryError, ModelLoadError
 from shopsearch.progress import NULL_PROGRESS, Progress
-from shopsearch.training.config import OptimConfig, TrainConfig
+from shopsearch.training.config import TrainConfig
 from shopsearch.training.data import IRRELEVANT, PairExample
-from shopsearch.training.trainer import (
-    BEST_DIR,
-    _autocast,
-    _build_scheduler,
-    _improved,
-    _LoopState,
-    _resolve_device,
-    _seed_everything,
-    _stopping_value,
-    _write_json,
-    apply_freeze,
-    apply_lora,
-    count_parameters,
-    ranking_ndcg,
-)
+from shopsearch.training.loop import BEST_DIR, Plan, RunResult, Trainer, TrainingTask, start_run
+from shopsearch.training.metrics import ranking_ndcg
+from shopsearch.training.runtime import bf16_autocast
+from shopsearch.training.trainable import freeze_backbone, with_lora
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -83,7 +70,6 @@ _CANDIDATE_DIR = "candidate"  # the model under evaluation when an ``evaluate`` 
 #: sentence-transformers' MultipleNegativesRankingLoss default: cosine * 20 (temperature 0.05).
 DEFAULT_SCALE = 20.0
 EXACT = 0
-_NO_DECAY = ("bias", "layernorm", "layer_norm", "norm.weight")
 
 
 # --------------------------------------------------------------------------- triples
@@ -285,12 +271,11 @@ def _backbone(model: SentenceTransformer) -> Any:
 
 
 def _adapt(model: SentenceTransformer, config: TrainConfig) -> None:
-    """LoRA adapters and layer freezing on the backbone, reusing the cross-encoder's helpers."""
-    holder = SimpleNamespace(backbone=_backbone(model))
+    """LoRA adapters and layer freezing on the backbone, as for the cross-encoder."""
     if config.lora.enabled:
-        apply_lora(cast(Any, holder), config.lora)
-        model[0].model = holder.backbone  # ``auto_model`` is a read-only alias of ``model``
-    apply_freeze(cast(Any, holder), config.train.freeze)
+        # ``auto_model`` is a read-only alias of ``model``
+        model[0].model = with_lora(_backbone(model), config.lora)
+    freeze_backbone(_backbone(model), config.train.freeze)
 
 
 def _merged(model: SentenceTransformer) -> SentenceTransformer:
@@ -315,33 +300,6 @@ def _save(model: SentenceTransformer, path: Path, max_seq_length: int | None) ->
         plain.max_seq_length = trained_length
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
-
-
-def _param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
-    """One learning rate; no weight decay on biases and LayerNorms."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            lower = name.lower()
-            (no_decay if any(m in lower for m in _NO_DECAY) else decay).append(param)
-    groups = [
-        {"name": "decay", "params": decay, "weight_decay": optim.weight_decay},
-        {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
-    ]
-    return [g for g in groups if g["params"]]
-
-
-def _build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
-    groups = _param_groups(model, optim)
-    if not groups:
-        raise InvalidQueryError("nothing to train: every parameter is frozen (train.freeze)")
-    if optim.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
-    # The fused kernel: on 2 CPU cores a MiniLM step takes 0.05 s instead of 1.6 s.
-    device = next(p for g in groups for p in g["params"]).device
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=optim.lr, fused=fused or None)
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -401,45 +359,128 @@ def _validation_ndcg(
     return ranking_ndcg(judged, scores)
 
 
-# --------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------- training
 
 
 @dataclass
-class BiEncoderResult:
+class BiEncoderResult(RunResult):
     """What a run produced; the best model is saved in ``best_dir``.
 
     ``model`` is that best model in memory (LoRA merged), for immediate use.
     """
 
-    run_dir: Path
-    best_dir: Path
-    best_metric: float | None
-    history: dict[str, Any]
-    trainable_params: int
-    total_params: int
-    seconds: float
-    stopped_early: bool
-    best_step: int = 0
     model: SentenceTransformer | None = field(default=None, repr=False)
 
 
-def _epoch_means(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    by_epoch: dict[int, list[float]] = {}
-    for record in steps:
-        by_epoch.setdefault(int(record["epoch"]), []).append(float(record["loss"]))
-    return [{"epoch": e, "loss": float(np.mean(v))} for e, v in sorted(by_epoch.items())]
+class _BiEncoderTask(TrainingTask):
+    """The bi-encoder in the shared loop: distinct-query batches of triples, MNRL, cosine nDCG."""
 
+    model: SentenceTransformer
+    label = "Training bi-encoder"
+    evaluate_first = True
 
-def _history(state: _LoopState, extra: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **extra,
-        "best_metric": state.best_metric,
-        "best_step": state.best_step,
-        "stopped_early": state.stopped_early,
-        "steps": state.steps,
-        "epochs": _epoch_means(state.steps),
-        "evals": state.evals,
-    }
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: Any,
+        model: SentenceTransformer,
+        device: torch.device,
+        *,
+        candidate: Path,
+        evaluate: Evaluate | None,
+        max_seq_length: int | None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.device = device
+        self.candidate = candidate  # the model under evaluation when ``evaluate`` is given
+        self.evaluate = evaluate
+        self.max_seq_length = max_seq_length  # the base model's, saved with the model
+        self.train_examples: list[PairExample] = list(data.train)
+        self.validation: list[PairExample] = list(data.validation)
+        self.triples = build_triples(self.train_examples, config.seed, 0)
+        if not self.triples:
+            raise InvalidQueryError("no training triples: no training query has an Exact product")
+        self.not_negative = {
+            query: {ex.product_id for ex in others + positives}
+            for query, (positives, _, others) in _by_query(self.train_examples).items()
+        }
+        queries = [t.query for t in self.triples]
+        self.sampler = DistinctQueryBatchSampler(queries, config.train.batch_size, seed=config.seed)
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return bf16_autocast(self.device, self.config.train.bf16)
+
+    def describe(self, plan: Plan) -> dict[str, Any]:
+        return {
+            "task": "bi-encoder",
+            "base_model": self.config.base_model,
+            "device": str(self.device),
+            "plan": {
+                "triples_per_epoch": len(self.triples),
+                "with_hard_negative": sum(t.negative is not None for t in self.triples),
+                "batches_per_epoch": plan.batches_per_epoch,
+                "steps_per_epoch": plan.steps_per_epoch,
+                "total_steps": plan.total_steps,
+            },
+        }
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return self.sampler.batches(epoch)
+
+    def loader(self, epoch: int, batches: Sequence[list[int]]) -> Iterator[list[Triple]]:
+        triples = build_triples(self.train_examples, self.config.seed, epoch)
+        return ([triples[i] for i in batch] for batch in batches)
+
+    def loss(self, batch: Sequence[Triple]) -> tuple[torch.Tensor, dict[str, float]]:
+        """MultipleNegativesRankingLoss over the batch's positives and hard negatives."""
+        with_negative = [t for t in batch if t.negative is not None]
+        docs = [t.positive for t in batch] + [cast(str, t.negative) for t in with_negative]
+        with self.autocast():
+            queries = _embed(self.model, [t.query for t in batch], self.device)
+            candidates = _embed(self.model, docs, self.device)
+        exclude = _exclusions(batch, with_negative, self.not_negative)
+        loss = multiple_negatives_ranking_loss(
+            queries.float(),
+            candidates[: len(batch)].float(),
+            candidates[len(batch) :].float() if with_negative else None,
+            exclude=None if exclude is None else exclude.to(self.device),
+        )
+        return loss, {}
+
+    def validate(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        batch_size = self.config.train.batch_size * 2
+        value = _validation_ndcg(
+            self.model, self.validation, self.device, batch_size, self.autocast
+        )
+        if value is not None:
+            metrics["val_ndcg"] = value
+        if self.evaluate is not None:
+            _save(self.model, self.candidate, self.max_seq_length)
+            metrics.update({k: float(v) for k, v in self.evaluate(self.candidate).items()})
+        return metrics
+
+    def save_best(self, path: Path) -> None:
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.evaluate is not None:  # the candidate evaluated is the model: keep it
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(self.candidate, path)
+        else:
+            _save(self.model, path, self.max_seq_length)
+
+    def end_evaluation(self) -> None:
+        shutil.rmtree(self.candidate, ignore_errors=True)
+
+    def best_model(self) -> SentenceTransformer:
+        """The best model in memory, LoRA merged, in eval mode with its own max length."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        model = _merged(self.model)
+        model.max_seq_length = self.max_seq_length
+        model.eval()
+        return model
 
 
 def train_bi_encoder(
@@ -465,173 +506,20 @@ def train_bi_encoder(
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.json")
-    train_examples: list[PairExample] = list(data.train)
-    validation: list[PairExample] = list(data.validation)
-    loop = config.train
-
-    _seed_everything(config.seed)
-    device = _resolve_device(loop.device)
+    device = start_run(config, run_dir)
     model = _load_model(config.base_model, device)
     saved_length = model.max_seq_length
     model.max_seq_length = config.data.max_length
     _adapt(model, config)
     model.to(device)
-    trainable, total = count_parameters(model)
-
-    triples = build_triples(train_examples, config.seed, 0)
-    if not triples:
-        raise InvalidQueryError("no training triples: no training query has an Exact product")
-    not_negative = {
-        query: {ex.product_id for ex in others + positives}
-        for query, (positives, _, others) in _by_query(train_examples).items()
-    }
-    sampler = DistinctQueryBatchSampler(
-        [t.query for t in triples], loop.batch_size, seed=config.seed
+    task = _BiEncoderTask(
+        config,
+        data,
+        model,
+        device,
+        candidate=run_dir / _CANDIDATE_DIR,
+        evaluate=evaluate,
+        max_seq_length=saved_length,
     )
-    batches_per_epoch = len(sampler)
-    steps_per_epoch = math.ceil(batches_per_epoch / loop.grad_accumulation)
-    total_steps = steps_per_epoch * loop.epochs
-    if loop.max_steps > 0:
-        total_steps = min(total_steps, loop.max_steps)
-    optimizer = _build_optimizer(model, config.optim)
-    scheduler = _build_scheduler(optimizer, total_steps, config.optim.warmup_ratio)
-
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        return _autocast(device, loop.bf16)
-
-    state = _LoopState()
-    mode = loop.early_stopping_mode
-    extra = {
-        "task": "bi-encoder",
-        "base_model": config.base_model,
-        "device": str(device),
-        "trainable_params": trainable,
-        "total_params": total,
-        "plan": {
-            "triples_per_epoch": len(triples),
-            "with_hard_negative": sum(t.negative is not None for t in triples),
-            "batches_per_epoch": batches_per_epoch,
-            "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps,
-        },
-    }
-    best_state: dict[str, torch.Tensor] | None = None
-
-    def run_evaluation(epoch: int) -> None:
-        nonlocal best_state
-        metrics: dict[str, float] = {}
-        value_ndcg = _validation_ndcg(model, validation, device, loop.batch_size * 2, autocast)
-        if value_ndcg is not None:
-            metrics["val_ndcg"] = value_ndcg
-        candidate = run_dir / _CANDIDATE_DIR
-        if evaluate is not None:
-            _save(model, candidate, saved_length)
-            metrics.update({k: float(v) for k, v in evaluate(candidate).items()})
-        try:
-            value = _stopping_value(metrics, loop.early_stopping_metric)
-        except InvalidQueryError:
-            shutil.rmtree(candidate, ignore_errors=True)
-            raise
-        state.evals.append({"step": state.step, "epoch": epoch, **metrics})
-        if _improved(value, state.best_metric, mode):
-            state.best_metric, state.best_step, state.bad_evals = value, state.step, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if evaluate is not None:
-                shutil.rmtree(run_dir / BEST_DIR, ignore_errors=True)
-                os.replace(candidate, run_dir / BEST_DIR)
-            else:
-                _save(model, run_dir / BEST_DIR, saved_length)
-        elif state.step > 0:
-            state.bad_evals += 1
-            state.stopped_early = state.bad_evals >= loop.patience
-        shutil.rmtree(candidate, ignore_errors=True)
-        _write_json(run_dir / "history.json", _history(state, extra))
-
-    run_evaluation(epoch=0)  # the starting model: best/ is never worse than it on validation
-    model.train()
-    with progress.stage("Training bi-encoder", total_steps) as advance:
-        epoch = 0
-        while state.step < total_steps and not state.stopped_early:
-            epoch_triples = build_triples(train_examples, config.seed, epoch)
-            batches = sampler.batches(epoch)
-            groups = [
-                batches[i : i + loop.grad_accumulation]
-                for i in range(0, len(batches), loop.grad_accumulation)
-            ]
-            for position, group in enumerate(groups, start=1):
-                record = _train_step(
-                    model,
-                    [[epoch_triples[i] for i in batch] for batch in group],
-                    optimizer,
-                    scheduler,
-                    not_negative=not_negative,
-                    device=device,
-                    autocast=autocast,
-                )
-                state.step += 1
-                state.steps.append({"step": state.step, "epoch": epoch, **record})
-                advance(1)
-                last = state.step >= total_steps
-                epoch_end = position == len(groups)
-                due = state.step % loop.eval_every == 0 if loop.eval_every else epoch_end
-                if due or last:
-                    run_evaluation(epoch)
-                if last or state.stopped_early:
-                    break
-            epoch += 1
-
-    history = _history(state, extra)
-    _write_json(run_dir / "history.json", history)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model = _merged(model)
-    model.max_seq_length = saved_length
-    model.eval()
-    return BiEncoderResult(
-        run_dir=run_dir,
-        best_dir=run_dir / BEST_DIR,
-        best_metric=state.best_metric,
-        history=history,
-        trainable_params=trainable,
-        total_params=total,
-        seconds=time.perf_counter() - started,
-        stopped_early=state.stopped_early,
-        best_step=state.best_step,
-        model=model,
-    )
-
-
-def _train_step(
-    model: SentenceTransformer,
-    micro_batches: Sequence[Sequence[Triple]],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    *,
-    not_negative: Mapping[str, set[str]],
-    device: torch.device,
-    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
-) -> dict[str, float]:
-    """One optimizer step over ``micro_batches`` (each its own in-batch negatives)."""
-    total = 0.0
-    for batch in micro_batches:
-        with_negative = [t for t in batch if t.negative is not None]
-        docs = [t.positive for t in batch] + [cast(str, t.negative) for t in with_negative]
-        with autocast():
-            queries = _embed(model, [t.query for t in batch], device)
-            candidates = _embed(model, docs, device)
-        exclude = _exclusions(batch, with_negative, not_negative)
-        loss = multiple_negatives_ranking_loss(
-            queries.float(),
-            candidates[: len(batch)].float(),
-            candidates[len(batch) :].float() if with_negative else None,
-            exclude=None if exclude is None else exclude.to(device),
-        )
-        (loss / len(micro_batches)).backward()
-        total += float(loss.detach())
-    lr = float(optimizer.param_groups[0]["lr"])
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return {"loss": total / len(micro_batches), "lr": lr}
+    result = Trainer(task, config, run_dir, started=started).fit(progress=progress)
+    return BiEncoderResult(**vars(result), model=task.best_model())

@@ -23,14 +23,10 @@ from shopsearch.errors import InvalidQueryError
 from shopsearch.models.cross_encoder import CrossEncoderReranker
 from shopsearch.training.config import TrainConfig
 from shopsearch.training.data import PairExample
-from shopsearch.training.trainer import (
-    apply_freeze,
-    apply_lora,
-    count_parameters,
-    plan_batches,
-    ranking_ndcg,
-    train_cross_encoder,
-)
+from shopsearch.training.metrics import ranking_ndcg
+from shopsearch.training.pair_batches import plan_batches
+from shopsearch.training.trainable import count_parameters, freeze_backbone, with_lora
+from shopsearch.training.trainer import train_cross_encoder
 
 COLORS = ["red", "blue", "green", "black", "white", "pink"]
 ITEMS = ["shoe", "mug", "hat", "lamp"]
@@ -215,7 +211,7 @@ def _layers(*ids: int) -> tuple[str, ...]:
 )
 def test_freezing_freezes_exactly_what_it_says(tiny_bert, spec, frozen_prefixes):
     model = _fresh_model(tiny_bert)
-    apply_freeze(model, spec)
+    freeze_backbone(model.backbone, spec)
     assert _frozen_names(model) == _backbone_names(model, *frozen_prefixes)
     assert not any(n.startswith(("relevance_head", "category_head")) for n in _frozen_names(model))
     trainable, total = count_parameters(model)
@@ -225,7 +221,7 @@ def test_freezing_freezes_exactly_what_it_says(tiny_bert, spec, frozen_prefixes)
 
 def test_freezing_more_layers_than_the_backbone_has_is_an_error(tiny_bert):
     with pytest.raises(InvalidQueryError):
-        apply_freeze(_fresh_model(tiny_bert), "bottom:5")
+        freeze_backbone(_fresh_model(tiny_bert).backbone, "bottom:5")
 
 
 def _saved_backbone(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -241,7 +237,7 @@ def test_frozen_weights_are_unchanged_after_training(tiny_bert, data, tmp_path):
         frozen = name.startswith(("embeddings.", "encoder.layer.0.", "encoder.layer.1.", "pooler"))
         assert torch.equal(value, after[name]) == frozen, name
     model = _fresh_model(tiny_bert)
-    apply_freeze(model, "bottom:2")
+    freeze_backbone(model.backbone, "bottom:2")
     assert (result.trainable_params, result.total_params) == count_parameters(model)
     assert result.history["trainable_params"] == result.trainable_params
 
@@ -252,8 +248,8 @@ def test_frozen_weights_are_unchanged_after_training(tiny_bert, data, tmp_path):
 def test_lora_makes_only_adapters_and_heads_trainable(tiny_bert):
     config = make_config(tiny_bert, **{"lora.enabled": "true", "lora.rank": "2"})
     model = _fresh_model(tiny_bert)
-    apply_lora(model, config.lora)
-    apply_freeze(model, "none")
+    model.backbone = with_lora(model.backbone, config.lora)
+    freeze_backbone(model.backbone, "none")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable
     for name in trainable:
