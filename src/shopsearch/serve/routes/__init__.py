@@ -1,15 +1,12 @@
 """The API's routes, one module per resource, each an ``APIRouter``:
 
-==============  ==============================================================  ======
-module          routes                                                          scope
-==============  ==============================================================  ======
-``search``      ``POST /v1/search``, ``GET /v1/suggest``                        search
-``events``      ``POST /v1/events``                                             events
-``products``    ``GET``/``PUT``/``DELETE /v1/products/{id}``, ``POST .../bulk``  search/admin
-``admin``       ``POST /v1/admin/reload``, ``DELETE /v1/admin/suggestions``,    admin
-                ``GET /metrics``
-``site``        ``/healthz``, ``/``, ``/static/*``, ``/openapi.json``, ``/docs``  none/any
-==============  ==============================================================  ======
+* ``search``: ``POST /v1/search``, ``GET /v1/suggest`` (scope search)
+* ``events``: ``POST /v1/events`` (events)
+* ``products``: ``GET /v1/products/{id}`` (search); ``PUT``, ``DELETE`` and
+  ``POST /v1/products/bulk`` (admin)
+* ``admin``: ``POST /v1/admin/reload``, ``DELETE /v1/admin/suggestions``, ``GET /metrics``
+  (admin)
+* ``site``: ``/healthz``, ``/``, ``/static/*`` (no key); ``/openapi.json``, ``/docs`` (any)
 
 Routes take what they need as dependencies (:mod:`shopsearch.serve.dependencies`: the key
 and its scope, the state, the search gate, the leased index generation). Request bodies
