@@ -145,33 +145,66 @@ class Filters:
         return cls(**data)
 
 
-def _merged(pairs: Iterable[tuple[str, str]], chosen: Iterable[str] = ()) -> Counter[str]:
-    """Counts per key of ``(key, spelling)`` pairs, labelled with each key's most common
-    spelling (ties: the first in code-point order), or with the first of the ``chosen``
-    spellings that has that key; keys in first-seen order, so ``most_common`` breaks ties
-    between counts as a plain count of spellings would. Empty keys (blank values) are not
-    counted.
+def _merged(
+    pair_counts: Iterable[tuple[tuple[str, str], int]], chosen: Iterable[str] = ()
+) -> Counter[str]:
+    """Counts per key of ``((key, spelling), count)`` items, labelled with each key's most
+    common spelling (ties: the first in code-point order), or with the first of the
+    ``chosen`` spellings that has that key; keys in first-seen order, so ``most_common``
+    breaks ties between counts as a plain count of spellings would. Empty keys (blank
+    values) are not counted.
 
-    >>> _merged([("blue", "Blue"), ("blue", "blue"), ("red", "Red"), ("blue", "Blue")])
+    >>> _merged([(("blue", "Blue"), 2), (("blue", "blue"), 1), (("red", "Red"), 1)])
     Counter({'Blue': 3, 'Red': 1})
-    >>> _merged([("blue", "Blue"), ("blue", "blue"), ("blue", "Blue")], chosen=["BLUE"])
+    >>> _merged([(("blue", "Blue"), 2), (("blue", "blue"), 1)], chosen=["BLUE"])
     Counter({'BLUE': 3})
     """
     labels: dict[str, str] = {}
     for spelling in chosen:
         labels.setdefault(_norm(spelling), spelling)
-    spellings: dict[str, Counter[str]] = {}
-    for k, spelling in pairs:
+    spellings: dict[str, dict[str, int]] = {}
+    for (k, spelling), n in pair_counts:
         if k:
-            counts = spellings.get(k)
-            if counts is None:
-                counts = spellings[k] = Counter()
-            counts[spelling] += 1
+            counts = spellings.setdefault(k, {})
+            counts[spelling] = counts.get(spelling, 0) + n
     out: Counter[str] = Counter()
     for k, counts in spellings.items():
         label = labels.get(k) or min(counts, key=lambda s: (-counts[s], s))
-        out[label] = counts.total()
+        out[label] = sum(counts.values())
     return out
+
+
+class _PairCodes:
+    """Each row's ``(key, spelling)`` as an integer code, so that facets count codes with
+    numpy instead of strings in Python."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self._code: dict[tuple[str, str], int] = {}
+        self.rows = np.empty(0, dtype=np.int32)
+
+    def extend(self, pairs: Iterable[tuple[str, str]]) -> None:
+        codes = []
+        for pair in pairs:
+            code = self._code.get(pair)
+            if code is None:
+                code = self._code[pair] = len(self.pairs)
+                self.pairs.append(pair)
+            codes.append(code)
+        self.rows = np.concatenate([self.rows, np.asarray(codes, dtype=np.int32)])
+
+    def counts(self, rows: np.ndarray) -> list[tuple[tuple[str, str], int]]:
+        """``((key, spelling), count)`` over ``rows``, in order of first appearance."""
+        codes = self.rows[rows]
+        if codes.size == 0:
+            return []
+        unique, first, counts = np.unique(codes, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        pairs = self.pairs
+        return [
+            (pairs[c], n)
+            for c, n in zip(unique[order].tolist(), counts[order].tolist(), strict=True)
+        ]
 
 
 def price_band(price: float) -> str:
@@ -192,6 +225,9 @@ class FilterColumns:
         self.rating = np.empty(0, dtype=np.float64)
         self._brand_key = np.empty(0, dtype=object)
         self._color_key = np.empty(0, dtype=object)
+        # facets: each row's (key, spelling) of brand and colour as a small integer code
+        self._brand_codes = _PairCodes()
+        self._color_codes = _PairCodes()
         self._path_key = np.empty(0, dtype=object)
 
     def __len__(self) -> int:
@@ -217,12 +253,15 @@ class FilterColumns:
         self.rating = np.concatenate([self.rating, np.asarray(rating, dtype=np.float64)])
 
         def keys(values: list[str]) -> np.ndarray:
-            out = np.empty(len(values), dtype=object)
-            out[:] = values  # an object array of strings, never a 2-D array
-            return out
+            # an object array of strings, one per row (never a 2-D array)
+            return np.fromiter(values, dtype=object, count=len(values))
 
-        self._brand_key = np.concatenate([self._brand_key, keys([_norm(b) for b in brand])])
-        self._color_key = np.concatenate([self._color_key, keys([_norm(c) for c in color])])
+        brand_keys = [_norm(b) for b in brand]
+        color_keys = [_norm(c) for c in color]
+        self._brand_key = np.concatenate([self._brand_key, keys(brand_keys)])
+        self._color_key = np.concatenate([self._color_key, keys(color_keys)])
+        self._brand_codes.extend(zip(brand_keys, brand, strict=True))
+        self._color_codes.extend(zip(color_keys, color, strict=True))
         self._path_key = np.concatenate([self._path_key, keys([_path_key(c) for c in category])])
 
     def mask(self, filters: Filters) -> np.ndarray | None:
@@ -260,15 +299,11 @@ class FilterColumns:
         if filters is not None and filters.category:
             depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
         brands, colors = (filters.brands, filters.colors) if filters is not None else ((), ())
-        brand = _merged(
-            zip(self._brand_key[rows], (self.brand[r] for r in rows), strict=True), brands
-        )
-        color = _merged(
-            zip(self._color_key[rows], (self.color[r] for r in rows), strict=True), colors
-        )
+        brand = _merged(self._brand_codes.counts(rows), brands)
+        color = _merged(self._color_codes.counts(rows), colors)
         levels = [self.category[r][depth] for r in rows if len(self.category[r]) > depth]
-        level_keys = {v: _norm(v) for v in set(levels)}  # few distinct levels
-        category = _merged((level_keys[v], v) for v in levels)
+        level_counts = Counter(levels)  # in order of first appearance
+        category = _merged(((_norm(v), v), n) for v, n in level_counts.items())
         prices = self.price[rows]
         price = Counter(price_band(p) for p in prices[~np.isnan(prices)])
         ratings = self.rating[rows]

@@ -65,20 +65,26 @@ class _ScoreFusion:
 
     def fuse(self, state, retrievers, rows, runs) -> list[Hit]:  # noqa: ANN001
         components: dict[str, Run] = {}
+        columns: list[list[float]] = []  # each retriever's scores, aligned with rows
         row_array = np.asarray(rows, dtype=np.int64)
         for retriever in retrievers:
             if state.mode == "rank":  # the runs already score every given row
-                components[retriever.name] = dict(runs[retriever.name])
+                run = runs[retriever.name]
+                values = [run[r] for r in rows]
             else:
-                scores = retriever.score(state, row_array)
-                components[retriever.name] = dict(zip(rows, scores.tolist(), strict=True))
+                values = retriever.score(state, row_array).tolist()
+            components[retriever.name] = dict(zip(rows, values, strict=True))
+            columns.append(values)
         fused = self.combine(state, retrievers, components)
+        fused_values = [fused.get(r, 0.0) for r in rows]
+        keys = (*components, "fused")
         row_ids = state.snapshot.row_ids
-        hits = []
-        for r in rows:
-            scores = {name: run[r] for name, run in components.items()}
-            scores["fused"] = fused.get(r, 0.0)
-            hits.append(Hit(row_ids[r], fused.get(r, 0.0), scores))
+        hits = [
+            Hit(row_ids[r], f, dict(zip(keys, scores, strict=True)))
+            for r, f, scores in zip(
+                rows, fused_values, zip(*columns, fused_values, strict=True), strict=True
+            )
+        ]
         return _sorted(hits, rows)
 
 
