@@ -165,46 +165,87 @@ def _merged(
     spellings: dict[str, dict[str, int]] = {}
     for (k, spelling), n in pair_counts:
         if k:
-            counts = spellings.setdefault(k, {})
-            counts[spelling] = counts.get(spelling, 0) + n
+            counts = spellings.get(k)
+            if counts is None:
+                spellings[k] = {spelling: n}
+            else:
+                counts[spelling] = counts.get(spelling, 0) + n
     out: Counter[str] = Counter()
     for k, counts in spellings.items():
-        label = labels.get(k) or min(counts, key=lambda s: (-counts[s], s))
+        label = labels.get(k)
+        if label is None:
+            if len(counts) == 1:  # the usual case: one spelling per key
+                (label,) = counts
+            else:
+                label = min(counts, key=lambda s: (-counts[s], s))
         out[label] = sum(counts.values())
     return out
 
 
 class _PairCodes:
-    """Each row's ``(key, spelling)`` as an integer code, so that facets count codes with
-    numpy instead of strings in Python."""
+    """Each row's ``(key, spelling)`` as an integer code, and each code's key as an integer,
+    so that facets count with numpy instead of strings in Python."""
 
     def __init__(self) -> None:
         self.pairs: list[tuple[str, str]] = []
         self._code: dict[tuple[str, str], int] = {}
+        self._key_code: dict[str, int] = {}
+        self._pairs_of_key: list[list[int]] = []  # per key code: its pair codes (spellings)
+        self._key_of_pair = np.empty(0, dtype=np.int32)
+        self._blank_key = -1  # the key code of "" (blank values are not counted)
         self.rows = np.empty(0, dtype=np.int32)
 
     def extend(self, pairs: Iterable[tuple[str, str]]) -> None:
-        codes = []
+        codes, new_keys = [], []
         for pair in pairs:
             code = self._code.get(pair)
             if code is None:
                 code = self._code[pair] = len(self.pairs)
                 self.pairs.append(pair)
+                key_code = self._key_code.get(pair[0])
+                if key_code is None:
+                    key_code = self._key_code[pair[0]] = len(self._pairs_of_key)
+                    self._pairs_of_key.append([])
+                    if not pair[0]:
+                        self._blank_key = key_code
+                self._pairs_of_key[key_code].append(code)
+                new_keys.append(key_code)
             codes.append(code)
+        self._key_of_pair = np.concatenate(
+            [self._key_of_pair, np.asarray(new_keys, dtype=np.int32)]
+        )
         self.rows = np.concatenate([self.rows, np.asarray(codes, dtype=np.int32)])
 
-    def counts(self, rows: np.ndarray) -> list[tuple[tuple[str, str], int]]:
-        """``((key, spelling), count)`` over ``rows``, in order of first appearance."""
+    def top(self, rows: np.ndarray, chosen: Iterable[str], size: int) -> list[tuple[str, int]]:
+        """The ``size`` most common keys over ``rows`` with their counts, most common first
+        (ties: the key seen first among ``rows``), each labelled with its most common
+        spelling among ``rows`` (ties: the first in code-point order) or with the first of
+        the ``chosen`` spellings that has that key. Blank values are not counted."""
         codes = self.rows[rows]
-        if codes.size == 0:
+        keys = self._key_of_pair[codes]
+        counted = keys != self._blank_key
+        codes, keys = codes[counted], keys[counted]
+        if keys.size == 0:
             return []
-        unique, first, counts = np.unique(codes, return_index=True, return_counts=True)
-        order = np.argsort(first, kind="stable")
-        pairs = self.pairs
-        return [
-            (pairs[c], n)
-            for c, n in zip(unique[order].tolist(), counts[order].tolist(), strict=True)
-        ]
+        unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        best = np.lexsort((first, -counts))[:size]
+        labels: dict[str, str] = {}
+        for spelling in chosen:
+            labels.setdefault(_norm(spelling), spelling)
+        out = []
+        pair_counts = None
+        for key_code, n in zip(unique[best].tolist(), counts[best].tolist(), strict=True):
+            pair_codes = self._pairs_of_key[key_code]
+            key, spelling = self.pairs[pair_codes[0]]
+            if key in labels:
+                spelling = labels[key]
+            elif len(pair_codes) > 1:  # the catalog spells this key several ways
+                if pair_counts is None:
+                    pair_counts = np.bincount(codes, minlength=len(self.pairs)).tolist()
+                n_of = {self.pairs[c][1]: pair_counts[c] for c in pair_codes if pair_counts[c]}
+                spelling = min(n_of, key=lambda s: (-n_of[s], s))
+            out.append((spelling, n))
+        return out
 
 
 def price_band(price: float) -> str:
@@ -299,8 +340,8 @@ class FilterColumns:
         if filters is not None and filters.category:
             depth = len([c for c in re.split(r"\s*>\s*", filters.category) if c.strip()])
         brands, colors = (filters.brands, filters.colors) if filters is not None else ((), ())
-        brand = _merged(self._brand_codes.counts(rows), brands)
-        color = _merged(self._color_codes.counts(rows), colors)
+        brand = self._brand_codes.top(rows, brands, size)
+        color = self._color_codes.top(rows, colors, size)
         levels = [self.category[r][depth] for r in rows if len(self.category[r]) > depth]
         level_counts = Counter(levels)  # in order of first appearance
         category = _merged(((_norm(v), v), n) for v, n in level_counts.items())
@@ -310,8 +351,8 @@ class FilterColumns:
         rating = [(f"{t:g}+", int(np.sum(ratings >= t))) for t in RATING_THRESHOLDS]
         order = {price_band(low): i for i, (low, _) in enumerate(PRICE_BANDS)}
         return {
-            "brand": brand.most_common(size),
-            "color": color.most_common(size),
+            "brand": brand,
+            "color": color,
             "category": category.most_common(size),
             "price": sorted(price.items(), key=lambda item: order.get(item[0], 99)),
             "rating": [(label, n) for label, n in rating if n],
