@@ -12,6 +12,7 @@ session, query) rows.
 ``compare --exact`` demands identical ids, scores (floats compared exactly) and facets: the
 check for a refactoring on one machine. Without ``--exact``, the tolerances that hold on any
 CPU: per pipeline nDCG@10 within 0.005 of the record, and top-10 overlap >= 0.9 per query.
+Query analysis (issue 12, after the records were made) is switched off in both modes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from shopsearch.datasets import esci_us_judgments
 from shopsearch.evaluation.judgments import group_by_query, load_judgments
 from shopsearch.evaluation.metrics import ndcg
+from shopsearch.index.config import AnalysisConfig
 from shopsearch.pipeline import SearchPipeline
 
 DEPTH = 100
@@ -41,6 +43,7 @@ def record(index: Path, context: Path | None) -> dict:
     qrels = group_by_query(load_judgments(esci_us_judgments()))
     out: dict = {"pipelines": {}, "personal_context": []}
     with SearchPipeline.open(index) as pipeline:
+        pipeline.use_analysis(AnalysisConfig(enabled=False))
         for name in pipeline.pipelines:
             runs = {}
             for query, rel in qrels.items():

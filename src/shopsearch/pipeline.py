@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 from shopsearch.catalog.schema import Product
 from shopsearch.catalog.store import CatalogStore, DocumentCache
 from shopsearch.errors import IndexLockedError, InvalidQueryError
-from shopsearch.index.config import BUILTIN_PIPELINES, IndexConfig
+from shopsearch.index.config import BUILTIN_PIPELINES, AnalysisConfig, IndexConfig
 from shopsearch.index.directory import SNAPSHOTS, IndexDirectory
 from shopsearch.index.filters import Filters
 from shopsearch.index.snapshot import IndexSnapshot
@@ -87,7 +88,7 @@ class SearchPipeline:
             documents=self.documents,
             vectors=self.product_vectors,
         )
-        self._analyzer = QueryAnalyzer()
+        self._analyzer = QueryAnalyzer(snapshot.config.analysis)
         self._pipelines = PipelineSet(snapshot.config, self.models)
         self._documents = DocumentCache(store, DOC_CACHE_SIZE)
         self._write_lock = threading.RLock()  # one writer at a time within this process
@@ -206,10 +207,18 @@ class SearchPipeline:
                 raise IndexLockedError(
                     f"the index at {self.directory.path} changed its models on disk: reopen it"
                 )
-            if new.pipelines != old.pipelines:
+            if (new.pipelines, new.analysis) != (old.pipelines, old.analysis):
                 self._pipelines = PipelineSet(new, self.models)
+                self._analyzer = QueryAnalyzer(new.analysis)
             self.snapshot = snapshot
             return True
+
+    def use_analysis(self, analysis: AnalysisConfig) -> None:
+        """Analyse queries with ``analysis`` in this process (not saved; for tuning and
+        experiments: ``refresh --set analysis.KEY=VALUE`` changes the index's own)."""
+        config = replace(self.snapshot.config, analysis=analysis)
+        self._pipelines = PipelineSet(config, self.models)
+        self._analyzer = QueryAnalyzer(analysis)
 
     @contextmanager
     def _writing(self, wait_s: float) -> Iterator[None]:
@@ -229,6 +238,8 @@ class SearchPipeline:
             raise InvalidQueryError("this snapshot was never saved: reopen the index")
         base = IndexSnapshot.load(self.directory.path / SNAPSHOTS / current.name)
         base.name = current.name
+        if base.vocabulary is None and current.vocabulary is not None:  # an older index
+            base.vocabulary = current.vocabulary.copy()
         self.snapshot = self.directory.apply(base, upserts, deletes, self.encoder, progress)
 
     # reads
@@ -258,11 +269,14 @@ class SearchPipeline:
         user: str | None = None,
         session: str | None = None,
         session_events: Sequence[Any] = (),
+        relax: Sequence[str] = (),
     ) -> SearchResult:
         """Top ``k`` products for ``query`` over the whole catalog, by the named pipeline.
 
         ``user``, ``session`` and ``session_events`` (recent events not stored yet, e.g.
         ``SimpleEvent``) are the shopper's context, read by stages that need it (personal).
+        ``relax`` switches parts of the query analysis off for this search
+        (:data:`~shopsearch.query.parsed.RELAXABLE`: a removed constraint chip).
         """
         started = time.perf_counter()
         staged = self._check(query, k, pipeline)
@@ -275,13 +289,15 @@ class SearchPipeline:
             facets=facets,
             products=products,
         )
-        state = QueryState(request, self._analyzer.analyze(query), self.snapshot, self.encoder)
+        snapshot = self.snapshot  # one snapshot from analysis to the last stage
+        parsed = self._analyzer.analyze(query, relax, snapshot)
+        state = QueryState(request, parsed, snapshot, self.encoder)
         hits, rows = staged.search(state)
         hits = shape(state, hits, self.documents)
         counts = facet_counts(state, rows) if facets else {}
         took = (time.perf_counter() - started) * 1000
         return SearchResult(
-            query, staged.name, hits, counts, len(rows), took, staged.spec.stage_names
+            query, staged.name, hits, counts, len(rows), took, staged.spec.stage_names, parsed
         )
 
     def rank(
@@ -297,7 +313,7 @@ class SearchPipeline:
         out. The same stages as :meth:`search`, over every candidate."""
         staged = self._check(query, 1, pipeline)
         request = SearchRequest(query, 1, shopper=Shopper(user, session))
-        analyzed = self._analyzer.analyze(query)
+        analyzed = self._analyzer.analyze(query, snapshot=self.snapshot)
         state = QueryState(request, analyzed, self.snapshot, self.encoder, mode="rank")
         return staged.rank(state, candidates)
 
@@ -342,15 +358,20 @@ class SearchPipeline:
 
     def _check(self, query: str, k: int, pipeline: str | None) -> StagedPipeline:
         staged = self._pipelines.get(pipeline)
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidQueryError("the query is empty")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidQueryError(
-                f"the query is {len(query):,} characters, limit {MAX_QUERY_CHARS:,}"
-            )
-        if not 1 <= k <= MAX_K:
-            raise InvalidQueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        check_request(query, k)
         return staged
+
+
+def check_request(query: str, k: int) -> None:
+    """:class:`InvalidQueryError` for an empty or too long query or ``k`` out of range."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidQueryError("the query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(
+            f"the query is {len(query):,} characters, limit {MAX_QUERY_CHARS:,}"
+        )
+    if not 1 <= k <= MAX_K:
+        raise InvalidQueryError(f"k must be between 1 and {MAX_K}, got {k}")
 
 
 class EvaluablePipelineAdapter:

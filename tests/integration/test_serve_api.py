@@ -240,13 +240,19 @@ def test_search_response(shared):
         "candidates",
         "hits",
         "facets",
+        "personalized",
+        "parsed",
     }
     assert uuid.UUID(result["query_id"]).version == 4
+    assert result["personalized"] is False
+    assert result["parsed"]["text"] == "ugg slippers women"
+    assert result["parsed"]["audience"] == ["women"]
     assert result["query"] == "ugg slippers women" and result["pipeline"] == "hybrid"
     assert 1 <= len(result["hits"]) <= 5 and result["candidates"] >= len(result["hits"])
     for hit in result["hits"]:
         assert set(hit) == {"id", "score", "scores", "product", "explanation"}
-        assert hit["explanation"] is None and set(hit["scores"]) == {"bm25", "dense", "fused"}
+        assert hit["explanation"] is None
+        assert set(hit["scores"]) - {"rules"} == {"bm25", "dense", "fused"}
         product = hit["product"]
         assert set(product) == {
             "id", "title", "brand", "color", "price", "rating", "rating_count", "image", "category"

@@ -440,3 +440,45 @@ def test_storefront_shows_api_errors_and_escapes_product_text(page, server):
     banner.wait_for()
     assert "rate limit exceeded" in banner.inner_text() and "3 s" in banner.inner_text()
     assert page.evaluate("window.__pwned") is None
+
+
+def test_storefront_shows_what_it_understood_and_each_constraint_can_be_removed(page, server):
+    page.goto(f"{server}/")
+    page.wait_for_selector("body[data-ready=true]")
+    box = page.get_by_test_id("search-input")
+    box.fill("kids water bottle without straw under $30")
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-button").click())
+    assert sent["relax"] == []
+    parsed = answer["parsed"]
+    assert parsed["text"] == "kids water bottle"
+    assert parsed["negated"] == ["straw"] and parsed["price"]["max"] == 30
+    assert all(h["product"]["price"] is None or h["product"]["price"] <= 30 for h in answer["hits"])
+    showing = page.get_by_test_id("showing-for")
+    assert "Showing results for kids water bottle" in showing.inner_text()
+    chips = page.get_by_test_id("query-chip")
+    kinds = chips.evaluate_all("cs => cs.map(c => c.dataset.kind)")
+    assert kinds == ["price", "negation", "audience"]
+
+    # removing the price chip searches again without the price constraint, same query
+    price_chip = page.locator('[data-testid="query-chip"][data-kind="price"]')
+    sent, answer = _search_request(
+        page, lambda: price_chip.get_by_test_id("query-chip-remove").click()
+    )
+    assert sent["query"] == "kids water bottle without straw under $30"
+    assert sent["relax"] == ["price"]
+    assert answer["parsed"]["price"] is None and answer["parsed"]["negated"] == ["straw"]
+    kinds = page.get_by_test_id("query-chip").evaluate_all("cs => cs.map(c => c.dataset.kind)")
+    assert kinds == ["negation", "audience"]
+
+    # "search instead for" the query as typed: nothing relaxed is left to parse
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-instead").click())
+    assert set(sent["relax"]) == {"spelling", "price", "negation", "audience", "operators"}
+    assert answer["parsed"]["text"] == "kids water bottle without straw under $30"
+    assert page.get_by_test_id("query-chip").count() == 0
+    assert page.get_by_test_id("showing-for").count() == 0
+
+    # a new query is analysed in full again
+    box.fill("water bottle -plastic")
+    sent, answer = _search_request(page, lambda: page.get_by_test_id("search-button").click())
+    assert sent["relax"] == [] and answer["parsed"]["excluded"] == ["plastic"]
+    assert page.get_by_test_id("error-banner").is_hidden()

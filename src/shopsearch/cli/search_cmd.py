@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from shopsearch.cli.common import add_index_dir, print_json, stdout
@@ -17,6 +18,7 @@ from shopsearch.pipeline import (
     SearchPipeline,
     SearchResult,
 )
+from shopsearch.query.parsed import RELAXABLE
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +44,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="score breakdown: BM25 per field; for the personal pipeline, the contribution "
         "of each feature group (they sum to the score)",
     )
+    search.add_argument(
+        "--relax",
+        action="append",
+        default=[],
+        choices=RELAXABLE,
+        help="switch a part of the query analysis off (a price written in the query, "
+        "negations, the audience boost, -word and quoted-phrase operators); repeatable",
+    )
     search.add_argument("--user", metavar="ID", help="personalize for this shopper (client_id)")
     search.add_argument("--session", metavar="ID", help="and this session (session_id)")
     search.add_argument("--json", action="store_true", help="machine-readable output")
@@ -59,6 +69,7 @@ def result_to_dict(result: SearchResult) -> dict:
         "pipeline": result.pipeline,
         "took_ms": round(result.took_ms, 2),
         "candidates": result.candidates,
+        "parsed": result.parsed.to_dict() if result.parsed is not None else None,
         "hits": [
             {
                 "product_id": h.product_id,
@@ -102,6 +113,7 @@ def _print_result(result: SearchResult, explain: bool) -> None:
             )
             table.add_row("", "", "", "", f"[dim]{parts}[/]", "", "", "")
     stdout.print(table)
+    _print_parsed(result, explain)
     facets = "   ".join(
         f"[bold]{name}[/]: " + ", ".join(f"{v} ({n})" for v, n in values[:5])
         for name, values in result.facets.items()
@@ -109,6 +121,22 @@ def _print_result(result: SearchResult, explain: bool) -> None:
     )
     if facets:
         stdout.print(facets)
+
+
+def _print_parsed(result: SearchResult, explain: bool) -> None:
+    """What query analysis understood: always when it changed something, in full with
+    ``--explain``."""
+    parsed = result.parsed
+    if parsed is None or not (explain or parsed.rewritten or parsed.constraints()):
+        return
+    parts = [f"matched [bold]{escape(parsed.text)}[/]"]
+    if parsed.corrections:
+        fixed = ", ".join(f"{escape(a)} -> {escape(b)}" for a, b in parsed.corrections)
+        parts.append(f"spelling: {fixed} (--relax spelling: as typed)")
+    parts += [escape(c["label"]) for c in parsed.constraints()]
+    if parsed.relaxed:
+        parts.append(f"relaxed: {', '.join(parsed.relaxed)}")
+    stdout.print("[dim]Understood:[/] " + "; ".join(parts))
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -123,6 +151,7 @@ def run_search(args: argparse.Namespace) -> int:
                 explain=args.explain,
                 user=args.user,
                 session=args.session,
+                relax=args.relax,
             )
             for q in args.queries
         ]

@@ -71,6 +71,40 @@ class RerankerConfig:
             raise InvalidQueryError("reranker.int8_min_pearson must be within [-1, 1]")
 
 
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Query understanding (:mod:`shopsearch.query`), the first stage of every pipeline.
+
+    ``enabled``: parse queries (spelling, negation, price, operators, audience); when
+    false the query is matched as typed. ``spelling``: correct words the catalog does not
+    contain (:mod:`shopsearch.query.spelling`), if at least ``typo_min_letters`` long.
+    ``negation_words``: the most content words one negation covers. Result rules, as a
+    fraction of the spread of the candidates' scores:
+    ``negation_demote`` is taken from products that state a negated phrase ("with straw"),
+    ``lacks_boost`` added to those that state its absence ("no straw"), and
+    ``audience_boost`` added to products whose title or category names the query's
+    audience (taken from those naming only another one). Defaults were chosen by
+    cross-validation on the ESCI dev queries (``benchmarks/tune_analysis.py``).
+    """
+
+    enabled: bool = True
+    spelling: bool = True
+    typo_min_letters: int = 4
+    negation_words: int = 2
+    negation_demote: float = 0.5
+    lacks_boost: float = 0.5
+    audience_boost: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.typo_min_letters < 3:
+            raise InvalidQueryError("analysis.typo_min_letters must be at least 3")
+        if self.negation_words < 1:
+            raise InvalidQueryError("analysis.negation_words must be at least 1")
+        for name in ("negation_demote", "lacks_boost", "audience_boost"):
+            if not 0.0 <= getattr(self, name) <= 10.0:
+                raise InvalidQueryError(f"analysis.{name} must be within [0, 10]")
+
+
 #: Names of the built-in pipelines: a configured pipeline cannot take one.
 BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal")
 
@@ -125,6 +159,7 @@ class IndexConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +173,7 @@ class IndexConfig:
             "fusion": {**asdict(self.fusion), "weights": dict(self.fusion.weights)},
             "reranker": asdict(self.reranker),
             "pipelines": self.pipelines.to_dict(),
+            "analysis": asdict(self.analysis),
         }
 
     @classmethod
@@ -149,6 +185,7 @@ class IndexConfig:
             fusion=FusionConfig(**data.get("fusion", {})),
             reranker=RerankerConfig(**data.get("reranker", {})),
             pipelines=PipelinesConfig.from_dict(data.get("pipelines", {})),
+            analysis=AnalysisConfig(**data.get("analysis", {})),
         )
 
     def save(self, path: Path) -> None:

@@ -33,6 +33,7 @@ from shopsearch.index.config import IndexConfig
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.models.encoders import Encoder
 from shopsearch.progress import NULL_PROGRESS, Progress
+from shopsearch.text.vocabulary import Vocabulary
 
 DB_NAME = "catalog.sqlite"
 SNAPSHOTS = "snapshots"
@@ -73,7 +74,7 @@ class IndexDirectory:
             raise IndexNotFoundError(f"no snapshot recorded in {self.db_path}")
         snapshot = IndexSnapshot.load(self.path / SNAPSHOTS / name)
         snapshot.name = name
-        return snapshot
+        return _with_vocabulary(snapshot, store)
 
     def load_newer_snapshot(
         self, store: CatalogStore, current: str | None, *, attempts: int = 5
@@ -90,7 +91,7 @@ class IndexDirectory:
             except FileNotFoundError:  # replaced by a newer write meanwhile
                 continue
             snapshot.name = name
-            return snapshot
+            return _with_vocabulary(snapshot, store)
         raise IndexLockedError(f"the index at {self.path} keeps changing: retry")
 
     @contextmanager
@@ -187,8 +188,20 @@ class IndexDirectory:
                     raise IndexLockedError(
                         f"the index at {self.path} changed on disk since it was loaded: reopen it"
                     )
-                snapshot.apply(upserts, deletes, encoder, progress)
+                known = [p.id for p in upserts] + list(deletes)
+                replaced = store.get_many([i for i in known if i in snapshot.id_to_row])
+                snapshot.apply(upserts, deletes, encoder, progress, list(replaced.values()))
                 name = self._save_snapshot(snapshot)
                 store.commit(upserts=upserts, deletes=deletes, meta={"snapshot": name})
             self._remove_unreferenced(keep=name)
         return snapshot
+
+
+def _with_vocabulary(snapshot: IndexSnapshot, store: CatalogStore) -> IndexSnapshot:
+    """``snapshot`` with its vocabulary, counted from the catalog when its files predate
+    vocabularies (the next write saves it)."""
+    if snapshot.vocabulary is None:
+        vocabulary = Vocabulary()
+        vocabulary.add(store.iter_products())
+        snapshot.vocabulary = vocabulary
+    return snapshot

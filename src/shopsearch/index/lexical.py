@@ -225,6 +225,21 @@ class BM25Index:
             return total
         return total[self._check_rows(rows, snap.n_rows)]
 
+    def rows_with_all(self, text: str) -> np.ndarray:
+        """bool per row: the row contains every term of ``text`` (in any field); all true
+        when ``text`` has no term (deleted rows are included: combine with a live mask)."""
+        snap = self._read()
+        terms = self.query_terms(text)
+        out = np.ones(snap.n_rows, dtype=bool)
+        for term in terms:
+            has = np.zeros(snap.n_rows, dtype=bool)
+            col = snap.vocab.get(term)
+            for m in snap.matrices:
+                if col is not None and col < m.shape[1]:
+                    has[m.indices[m.indptr[col] : m.indptr[col + 1]]] = True
+            out &= has
+        return out
+
     def field_scores(self, query: str, rows: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
         """Per-field weighted contributions for ``rows``; they sum to ``scores(query, rows)``."""
         snap = self._read()

@@ -22,6 +22,7 @@ from shopsearch.index.lexical import BM25Index
 from shopsearch.index.vector import VectorIndex
 from shopsearch.models.encoders import Encoder, product_text
 from shopsearch.progress import NULL_PROGRESS, Progress
+from shopsearch.text.vocabulary import Vocabulary
 
 COMPACT_WHEN_DEAD_FRACTION = 0.25
 
@@ -39,7 +40,9 @@ def lexical_fields(product: Product) -> dict[str, str]:
 
 
 class IndexSnapshot:
-    """BM25 + vectors + filter columns + the row -> product id table."""
+    """BM25 + vectors + filter columns + the row -> product id table, and the catalog's
+    words (for spelling correction; ``None`` when loaded from an index written before
+    they were kept: :meth:`IndexDirectory.load_snapshot` counts them from the catalog)."""
 
     def __init__(
         self,
@@ -48,12 +51,14 @@ class IndexSnapshot:
         vectors: VectorIndex,
         columns: FilterColumns,
         row_ids: list[str],
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.config = config
         self.bm25 = bm25
         self.vectors = vectors
         self.columns = columns
         self.row_ids = row_ids
+        self.vocabulary = vocabulary
         self.name: str | None = None  # the directory's name for it, once saved or loaded
         self.id_to_row = {pid: row for row, pid in enumerate(row_ids) if bm25.live_mask[row]}
 
@@ -72,6 +77,7 @@ class IndexSnapshot:
             VectorIndex(dim, config.vector),
             FilterColumns(),
             [],
+            Vocabulary(),
         )
 
     def apply(
@@ -80,8 +86,11 @@ class IndexSnapshot:
         deletes: Sequence[str],
         encoder: Encoder,
         progress: Progress = NULL_PROGRESS,
+        replaced: Sequence[Product] = (),
     ) -> None:
-        """Add or replace ``upserts`` and remove ``deletes`` (unknown ids are ignored)."""
+        """Add or replace ``upserts`` and remove ``deletes`` (unknown ids are ignored);
+        ``replaced``: the stored products they replace or delete (their words are
+        subtracted from the vocabulary)."""
         stale = [self.id_to_row[p.id] for p in upserts if p.id in self.id_to_row]
         stale += [self.id_to_row[i] for i in deletes if i in self.id_to_row]
         if upserts:
@@ -107,6 +116,9 @@ class IndexSnapshot:
             for product, row in zip(upserts, rows.tolist(), strict=True):
                 self.row_ids.append(product.id)
                 self.id_to_row[product.id] = row
+        if self.vocabulary is not None:
+            self.vocabulary.remove(replaced)
+            self.vocabulary.add(upserts)
         dead = self.bm25.n_rows - self.bm25.n_live
         if self.bm25.n_rows and dead / self.bm25.n_rows > COMPACT_WHEN_DEAD_FRACTION:
             self.compact()
@@ -129,6 +141,8 @@ class IndexSnapshot:
         self.vectors.save(directory / "vectors")
         self.columns.save(directory)
         (directory / "rows.json").write_text(json.dumps(self.row_ids), encoding="utf-8")
+        if self.vocabulary is not None:
+            self.vocabulary.save(directory)
         _fsync_tree(directory)
 
     @classmethod
@@ -139,6 +153,7 @@ class IndexSnapshot:
             VectorIndex.load(directory / "vectors"),
             FilterColumns.load(directory),
             json.loads((directory / "rows.json").read_text(encoding="utf-8")),
+            Vocabulary.load(directory),
         )
 
 

@@ -19,6 +19,7 @@ from shopsearch.search.fusion import Fusion, IndexFusion, RRFFusion, SingleRun, 
 from shopsearch.search.models import StageModels
 from shopsearch.search.rerankers import CrossEncoderStage, PersonalStage, SecondStage
 from shopsearch.search.retrievers import RETRIEVERS
+from shopsearch.search.rules import ResultRules
 from shopsearch.search.shaping import attach_documents
 from shopsearch.search.spec import BUILTIN, PipelineSpec, Step, parse
 from shopsearch.search.state import QueryState
@@ -66,6 +67,7 @@ class StagedPipeline:
         self.retrievers = [RETRIEVERS[name]() for name in spec.retrievers]
         self.fusion = _fusion(spec.fusion)
         self.stages = [_stage(step, models, config) for step in spec.stages]
+        self.rules = ResultRules(config.analysis, models.documents)
 
     @property
     def name(self) -> str:
@@ -111,7 +113,8 @@ class StagedPipeline:
         n = max(pool, depth) if len(self.retrievers) == 1 else pool
         runs = {r.name: r.retrieve(state, n) for r in self.retrievers}
         rows = sorted(set().union(*runs.values()))
-        hits = self.fusion.fuse(state, self.retrievers, rows, runs)[:depth]
+        hits = self.fusion.fuse(state, self.retrievers, rows, runs)
+        hits = self.rules.apply(state.parsed, hits)[:depth]
         for stage in self.stages:
             if stage.needs_documents:
                 hits = attach_documents(hits, self.models.documents)
@@ -128,7 +131,7 @@ class StagedPipeline:
             r.name: dict(zip(rows, r.score(state, row_array).tolist(), strict=True))
             for r in self.retrievers
         }
-        hits = self.fusion.fuse(state, self.retrievers, rows, runs)
+        hits = self.rules.apply(state.parsed, self.fusion.fuse(state, self.retrievers, rows, runs))
         for stage in self.stages:
             if stage.needs_documents:
                 hits = attach_documents(hits, self.models.documents)

@@ -49,7 +49,7 @@ def explain(state: QueryState, hits: list[Hit]) -> list[Hit]:
 
 def facets(state: QueryState, rows: Sequence[int]) -> dict[str, list[tuple[str, int]]]:
     """Facet counts over the candidate rows, under the request's filters."""
-    return state.snapshot.columns.facets(np.asarray(rows, dtype=np.int64), state.request.filters)
+    return state.snapshot.columns.facets(np.asarray(rows, dtype=np.int64), state.filters)
 
 
 def shape(state: QueryState, hits: list[Hit], documents: Documents) -> list[Hit]:

@@ -9,13 +9,14 @@ computed once, by whichever stage asks first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from shopsearch.index.filters import Filters
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.models.encoders import Encoder
-from shopsearch.search.analysis import ParsedQuery
+from shopsearch.query import ParsedQuery
 from shopsearch.search.types import SearchRequest
 
 __all__ = ["QueryState"]
@@ -36,9 +37,26 @@ class QueryState:
 
     def __post_init__(self) -> None:
         if self.mode == "search":
-            self._filter_mask = self.snapshot.columns.mask(self.request.filters)
+            mask = self.snapshot.columns.mask(self.filters)
+            bm25 = self.snapshot.bm25
+            for word in self.parsed.excluded:  # "-word": rows that contain it are out
+                has = bm25.rows_with_all(word)
+                mask = ~has if mask is None else mask & ~has
+            for phrase in self.parsed.phrases:  # '"a phrase"': rows with all its words
+                has = bm25.rows_with_all(phrase)
+                mask = has if mask is None else mask & has
+            self._filter_mask = mask
             live = self.snapshot.live_mask
-            self._mask = live if self._filter_mask is None else live & self._filter_mask
+            self._mask = live if mask is None else live & mask
+
+    @property
+    def filters(self) -> Filters:
+        """The request's filters, with the price constraint of the query text where the
+        request sets no price itself (an explicit filter wins)."""
+        filters, price = self.request.filters, self.parsed.price
+        if price is None or filters.price_min is not None or filters.price_max is not None:
+            return filters
+        return replace(filters, price_min=price.min, price_max=price.max)
 
     @property
     def text(self) -> str:
@@ -47,7 +65,7 @@ class QueryState:
 
     @property
     def filter_mask(self) -> np.ndarray | None:
-        """Rows the filters allow (``None``: no filters)."""
+        """Rows the filters and the query's operators allow (``None``: no filters)."""
         return self._filter_mask
 
     @property

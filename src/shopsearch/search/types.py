@@ -8,6 +8,7 @@ from typing import Any
 
 from shopsearch.catalog.schema import Product
 from shopsearch.index.filters import Filters
+from shopsearch.query import ParsedQuery
 
 __all__ = ["Hit", "SearchRequest", "SearchResult", "Shopper"]
 
@@ -31,6 +32,7 @@ class SearchResult:
     candidates: int  # rows considered (after filters) before the top k were cut
     took_ms: float
     stages: tuple[str, ...] = ()  # the stages that ran, in order
+    parsed: ParsedQuery | None = None  # what query analysis understood
 
     @property
     def personalized(self) -> bool:

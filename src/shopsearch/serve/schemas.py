@@ -29,6 +29,8 @@ from pydantic_core import PydanticCustomError
 
 from shopsearch.events.schema import ACTIONS
 from shopsearch.ids import MAX_ID_CHARS, id_problem
+from shopsearch.query.clean import has_searchable
+from shopsearch.query.parsed import RELAXABLE
 from shopsearch.serve.settings import ServeSettings
 
 __all__ = [
@@ -68,6 +70,11 @@ def valid_id(value: str) -> str:
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("blank", "must not be blank")
+    if not has_searchable(value):
+        raise PydanticCustomError(
+            "nothing_searchable",
+            "has no letters or digits (only spaces, punctuation or invisible characters)",
+        )
     return value
 
 
@@ -146,6 +153,34 @@ class FacetValue(BaseModel):
     count: int
 
 
+class PriceConstraintBody(BaseModel):
+    min: float | None
+    max: float | None
+    text: str = Field(description="as the shopper wrote it, e.g. 'under $50'")
+
+
+class Constraint(BaseModel):
+    kind: Literal["price", "negation", "audience", "operators"] = Field(
+        description="send it in the request's `relax` to remove the constraint"
+    )
+    label: str
+    text: str
+
+
+class ParsedQueryBody(BaseModel):
+    raw: str
+    text: str = Field(description="what the retrievers matched")
+    negated: list[str] = Field(description="phrases not wanted ('without straw')")
+    excluded: list[str] = Field(description="-word exclusions")
+    phrases: list[str] = Field(description='"quoted" phrases that must appear')
+    price: PriceConstraintBody | None = Field(description="a price filter from the text")
+    audience: list[str]
+    corrected_query: str | None = Field(description="the query with its spelling corrected")
+    corrections: list[dict[str, str]] = Field(description="{typed, corrected} words")
+    relaxed: list[str]
+    constraints: list[Constraint] = Field(description="removable constraints (chips)")
+
+
 class SearchResponse(BaseModel):
     query_id: str
     query: str
@@ -154,6 +189,8 @@ class SearchResponse(BaseModel):
     candidates: int
     hits: list[SearchHit]
     facets: dict[str, list[FacetValue]]
+    personalized: bool = Field(description="whether a stage read the shopper's context")
+    parsed: ParsedQueryBody | None = Field(description="what query analysis understood")
 
 
 class EventsResponse(BaseModel):
@@ -291,6 +328,11 @@ def request_models(settings: ServeSettings) -> RequestModels:
         session_id: Id | None = None
         events: list[Event] = Field(default_factory=list, max_length=settings.max_inline_events)
         explain: bool = False
+        relax: list[Literal[RELAXABLE]] = Field(  # type: ignore[valid-type]
+            default_factory=list,
+            max_length=len(RELAXABLE),
+            description="parts of the query analysis to switch off for this search",
+        )
 
     class EventsRequest(_Strict):
         records: list[Any] = Field(

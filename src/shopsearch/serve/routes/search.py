@@ -91,6 +91,7 @@ def run_search(
         user=body.user_id,
         session=body.session_id,
         session_events=events,
+        relax=body.relax,
     )
     query_id = str(uuid.uuid4())
     request.scope[LOG_FIELDS_SCOPE_KEY] = {"query_id": query_id}
@@ -162,6 +163,8 @@ def _search_body(query_id: str, result: SearchResult, explain: bool) -> dict[str
         "pipeline": result.pipeline,
         "took_ms": round(result.took_ms, 3),
         "candidates": int(result.candidates),
+        "personalized": personal,
+        "parsed": result.parsed.to_dict() if result.parsed is not None else None,
         "hits": hits,
         "facets": {
             name: [{"value": str(v), "count": int(n)} for v, n in values]

@@ -54,6 +54,7 @@
     cart: 0,
     searchSeq: 0,
     pipeline: null, // the pipeline every search names; null: the server's default
+    relax: [], // parts of the query analysis the shopper removed (constraint chips)
   };
 
   var $ = function (id) {
@@ -319,7 +320,10 @@
   }
 
   function search(query) {
-    if (typeof query === "string") state.query = query.trim();
+    if (typeof query === "string") {
+      if (query.trim() !== state.query) state.relax = []; // a new query: analyse it all
+      state.query = query.trim();
+    }
     if (!state.query) {
       input.focus();
       return Promise.resolve(null);
@@ -340,6 +344,7 @@
       events: events,
       explain: true,
       pipeline: state.pipeline,
+      relax: state.relax.slice(),
     };
     resultsEl.setAttribute("aria-busy", "true");
     document.body.dataset.searching = "true";
@@ -401,6 +406,24 @@
       node.appendChild(el("span", { class: "sep" }, " · "));
       node.appendChild(
         el("span", { "data-testid": "took-ms" }, result.took_ms.toFixed(1) + " ms")
+      );
+    }
+    var parsed = result.parsed;
+    if (parsed && parsed.text && parsed.text !== parsed.raw.trim().replace(/\s+/g, " ")) {
+      var instead = el("button", { type: "button", class: "btn btn-link", "data-testid": "search-instead" }, parsed.raw);
+      instead.addEventListener("click", function () {
+        state.relax = ["spelling", "price", "negation", "audience", "operators"];
+        search();
+      });
+      node.appendChild(
+        el(
+          "div",
+          { class: "showing-for", "data-testid": "showing-for" },
+          el("span", null, "Showing results for "),
+          el("strong", null, parsed.text),
+          el("span", { class: "muted" }, " · search instead for "),
+          instead
+        )
       );
     }
     if (result.pipeline) {
@@ -773,9 +796,31 @@
     );
   }
 
+  function queryChip(constraint) {
+    var button = el(
+      "button",
+      { type: "button", class: "chip-remove", "data-testid": "query-chip-remove", "aria-label": "Remove " + constraint.label },
+      "×"
+    );
+    button.addEventListener("click", function () {
+      if (state.relax.indexOf(constraint.kind) < 0) state.relax.push(constraint.kind);
+      search();
+    });
+    return el(
+      "span",
+      { class: "chip chip-query", "data-testid": "query-chip", "data-kind": constraint.kind, title: "Understood from your query" },
+      el("span", { class: "chip-value" }, constraint.label),
+      button
+    );
+  }
+
   function renderChips() {
     var root = $("chips");
     clear(root);
+    var parsed = state.result && state.result.parsed;
+    ((parsed && parsed.constraints) || []).forEach(function (c) {
+      root.appendChild(queryChip(c));
+    });
     var f = state.filters;
     f.brands.forEach(function (b) {
       root.appendChild(chip("Brand", b, function () { f.brands.splice(f.brands.indexOf(b), 1); }));
@@ -796,7 +841,7 @@
     if (f.rating_min !== null) {
       root.appendChild(chip("Rating", "★ " + f.rating_min + " & up", function () { f.rating_min = null; }));
     }
-    if (root.childNodes.length > 1) {
+    if (root.querySelectorAll('[data-testid="filter-chip"]').length > 1) {
       var all = el("button", { type: "button", class: "btn btn-link", "data-testid": "clear-filters" }, "Clear all");
       all.addEventListener("click", function () {
         state.filters = emptyFilters();
