@@ -32,7 +32,7 @@ from shopsearch.index.filters import Filters
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.models.encoders import Encoder, load_encoder
 from shopsearch.progress import NULL_PROGRESS, Progress
-from shopsearch.search.analysis import QueryAnalyzer
+from shopsearch.search.analysis import SYNONYMS, QueryAnalyzer
 from shopsearch.search.models import BACKENDS_FILE, LTR_DIR, StageModels
 from shopsearch.search.rerankers import context_candidates, product_vectors
 from shopsearch.search.retrievers import dense_scores
@@ -88,7 +88,7 @@ class SearchPipeline:
             documents=self.documents,
             vectors=self.product_vectors,
         )
-        self._analyzer = QueryAnalyzer(snapshot.config.analysis)
+        self._analyzer = QueryAnalyzer(snapshot.config.analysis, directory.path / SYNONYMS)
         self._pipelines = PipelineSet(snapshot.config, self.models)
         self._documents = DocumentCache(store, DOC_CACHE_SIZE)
         self._write_lock = threading.RLock()  # one writer at a time within this process
@@ -209,7 +209,7 @@ class SearchPipeline:
                 )
             if (new.pipelines, new.analysis) != (old.pipelines, old.analysis):
                 self._pipelines = PipelineSet(new, self.models)
-                self._analyzer = QueryAnalyzer(new.analysis)
+                self._analyzer = QueryAnalyzer(new.analysis, self.directory.path / SYNONYMS)
             self.snapshot = snapshot
             return True
 
@@ -218,7 +218,7 @@ class SearchPipeline:
         experiments: ``refresh --set analysis.KEY=VALUE`` changes the index's own)."""
         config = replace(self.snapshot.config, analysis=analysis)
         self._pipelines = PipelineSet(config, self.models)
-        self._analyzer = QueryAnalyzer(analysis)
+        self._analyzer = QueryAnalyzer(analysis, self.directory.path / SYNONYMS)
 
     @contextmanager
     def _writing(self, wait_s: float) -> Iterator[None]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["AUDIENCES", "find_audience", "product_audiences"]
 
@@ -38,6 +39,8 @@ def find_audience(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a))
 
 
+@lru_cache(maxsize=65_536)
 def product_audiences(text: str) -> frozenset[str]:
-    """The audiences a product's title or category names."""
+    """The audiences a product's title or category names (cached: the same products come
+    back search after search)."""
     return frozenset(a for a in map(_WORD_TO_AUDIENCE.get, _words(text)) if a)

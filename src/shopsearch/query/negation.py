@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from shopsearch.text.tokenize import ENGLISH_STOPWORDS, Tokenizer, TokenizerConfig
 
@@ -140,6 +141,12 @@ def _remove(text: str, spans: Sequence[re.Match[str]]) -> str:
     return " ".join("".join(out).split())
 
 
+@lru_cache(maxsize=65_536)
+def _product_tokens(text: str) -> list[str]:
+    """(Cached: the same products come back search after search; never modified.)"""
+    return _tokenizer.tokenize(text)
+
+
 def stems(text: str) -> list[str]:
     """The English stems of ``text``'s words that are not stopwords, in order."""
     return [t for t in _tokenizer.tokenize(text) if t not in ENGLISH_STOPWORDS]
@@ -163,7 +170,7 @@ def mention(product_text: str, phrase: str) -> str | None:
     wanted = stems(phrase)
     if not wanted:
         return None
-    tokens = _tokenizer.tokenize(product_text)
+    tokens = _product_tokens(product_text)
     n = len(wanted)
     found = None
     for p in range(len(tokens) - n + 1):

@@ -5,7 +5,9 @@
 3. operators (``-word``, ``"quoted phrase"``);
 4. price ("under $50");
 5. negation ("without straw");
-6. audience ("mens").
+6. audience ("mens");
+7. expansions: synonyms and compounds ("tshirt" -> "t-shirt"), quantities ("32 oz" ->
+   "32 ounce"), matched by BM25 besides the text.
 
 >>> parsed = QueryParser().parse('toddler water bottle without straw under $20')
 >>> parsed.text, parsed.negated, parsed.price.max, parsed.audience
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from shopsearch.errors import InvalidQueryError
 from shopsearch.query.audience import find_audience
@@ -26,9 +29,16 @@ from shopsearch.query.operators import split_operators
 from shopsearch.query.parsed import RELAXABLE, ParsedQuery
 from shopsearch.query.price import find_price
 from shopsearch.query.spelling import MIN_LETTERS, Speller, Together
+from shopsearch.query.synonyms import BUILTIN, SynonymRules, compound_expansions
+from shopsearch.query.units import unit_variants
 from shopsearch.text.vocabulary import Vocabulary
 
 __all__ = ["QueryParser"]
+
+
+@lru_cache(maxsize=1)
+def _builtin_rules() -> SynonymRules:
+    return SynonymRules.parse(BUILTIN, "built-in synonyms")
 
 
 class QueryParser:
@@ -49,10 +59,12 @@ class QueryParser:
         relax: Iterable[str] = (),
         vocabulary: Vocabulary | None = None,
         together: Together | None = None,
+        synonyms: SynonymRules | None = None,
     ) -> ParsedQuery:
         """Parse ``raw``; ``relax``: parts to switch off; ``vocabulary``: the catalog's
         words, to correct spelling against (none: no correction); ``together``: how many
-        products contain given words (see :meth:`Speller.correct`)."""
+        products contain given words (see :meth:`Speller.correct`); ``synonyms``: the
+        index's rules (default: the built-ins)."""
         relaxed = tuple(dict.fromkeys(relax))
         unknown = [r for r in relaxed if r not in RELAXABLE]
         if unknown:
@@ -62,8 +74,9 @@ class QueryParser:
         text = check_searchable(raw)
         corrections: tuple[tuple[str, str], ...] = ()
         corrected = None
+        rules = synonyms if synonyms is not None else _builtin_rules()
         if self.speller is not None and vocabulary is not None and "spelling" not in relaxed:
-            text, corrections = self.speller.correct(text, vocabulary, together)
+            text, corrections = self.speller.correct(text, vocabulary, together, rules.words)
             corrected = text if corrections else None
         excluded: tuple[str, ...] = ()
         phrases: tuple[str, ...] = ()
@@ -78,6 +91,12 @@ class QueryParser:
         audience = () if "audience" in relaxed else find_audience(text)
         if not any(ch.isalnum() for ch in text):  # e.g. only "-plastic": match as typed
             text = check_searchable(raw)
+        expansions: tuple[str, ...] = ()
+        if "synonyms" not in relaxed:
+            found = [*rules.expansions(text), *unit_variants(text)]
+            if vocabulary is not None:
+                found += compound_expansions(text, vocabulary)
+            expansions = tuple(dict.fromkeys(found))
         return ParsedQuery(
             raw=raw,
             text=text,
@@ -88,5 +107,6 @@ class QueryParser:
             audience=audience,
             corrected=corrected,
             corrections=corrections,
+            expansions=expansions,
             relaxed=relaxed,
         )

@@ -9,7 +9,7 @@ __all__ = ["RELAXABLE", "ParsedQuery", "PriceConstraint"]
 
 #: parts of the analysis a caller may switch off for one search (``relax``): a removable
 #: constraint chip, or "search instead for" the query as typed
-RELAXABLE = ("spelling", "price", "negation", "audience", "operators")
+RELAXABLE = ("spelling", "price", "negation", "audience", "operators", "synonyms")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class ParsedQuery:
     appear. ``price``: a price filter from the text. ``audience``: men / women / kids /
     toddler / baby / boys / girls, a soft boost. ``corrected``: the whole query with its
     spelling corrected ("Showing results for ..."), ``None`` when nothing was corrected;
-    ``corrections``: ``(typed, corrected)`` words. ``relaxed``: the parts switched off for
+    ``corrections``: ``(typed, corrected)`` words. ``expansions``: synonyms, compounds and
+    other spellings of quantities that BM25 also matches ("tshirt" -> "t-shirt",
+    "32 oz" -> "32 ounce"). ``relaxed``: the parts switched off for
     this search.
     """
 
@@ -53,7 +55,13 @@ class ParsedQuery:
     audience: tuple[str, ...] = ()
     corrected: str | None = None
     corrections: tuple[tuple[str, str], ...] = ()
+    expansions: tuple[str, ...] = ()
     relaxed: tuple[str, ...] = field(default=())
+
+    @property
+    def lexical_text(self) -> str:
+        """What BM25 matches: the text and its expansions."""
+        return " ".join((self.text, *self.expansions))
 
     @property
     def rewritten(self) -> bool:
@@ -94,6 +102,7 @@ class ParsedQuery:
             "audience": list(self.audience),
             "corrected_query": self.corrected,
             "corrections": [{"typed": a, "corrected": b} for a, b in self.corrections],
+            "expansions": list(self.expansions),
             "relaxed": list(self.relaxed),
             "constraints": self.constraints(),
         }

@@ -104,7 +104,11 @@ class Speller:
             return self._symspell
 
     def correct(
-        self, text: str, vocabulary: Vocabulary, together: Together | None = None
+        self,
+        text: str,
+        vocabulary: Vocabulary,
+        together: Together | None = None,
+        known: frozenset[str] = frozenset(),
     ) -> tuple[str, tuple[tuple[str, str], ...]]:
         """``(text with corrected words, ((typed, correction), ...))``.
 
@@ -112,7 +116,8 @@ class Speller:
         closest candidates the one found most often with all the query's other catalog
         words wins, else the one found most often beside each of them ("audible bools"
         -> "books", not the more common "tools"); without it, or when none is found with
-        them, the one in most products.
+        them, the one in most products. ``known``: words never corrected (those of the
+        synonym rules, e.g. "tshirt").
         """
         from symspellpy import Verbosity
 
@@ -123,7 +128,7 @@ class Speller:
         for m in _WORD_RE.finditer(text):
             word = m.group(0)
             folded = key(word)
-            if len(folded) < self.min_letters or not folded.isalpha():
+            if len(folded) < self.min_letters or not folded.isalpha() or folded in known:
                 continue
             count = vocabulary.count(folded)
             if count > self.rare or vocabulary.is_brand(folded):

@@ -8,6 +8,7 @@ with nothing searchable in it is an error either way.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -15,8 +16,11 @@ from shopsearch.index.config import AnalysisConfig
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.query import ParsedQuery, QueryParser
 from shopsearch.query.clean import check_searchable
+from shopsearch.query.synonyms import SynonymFile
 
-__all__ = ["ParsedQuery", "QueryAnalyzer"]
+__all__ = ["SYNONYMS", "ParsedQuery", "QueryAnalyzer"]
+
+SYNONYMS = "synonyms.txt"  # an index's own synonym rules, in its directory
 
 
 class QueryAnalyzer:
@@ -24,8 +28,13 @@ class QueryAnalyzer:
 
     name = "analyze"
 
-    def __init__(self, config: AnalysisConfig | None = None) -> None:
+    def __init__(
+        self, config: AnalysisConfig | None = None, synonyms_path: Path | None = None
+    ) -> None:
+        """``synonyms_path``: the index's synonym rules (``DIR/synonyms.txt``), re-read
+        when the file changes."""
         self.config = config if config is not None else AnalysisConfig()
+        self.synonyms = SynonymFile(synonyms_path)
         self._parser = QueryParser(
             negation_words=self.config.negation_words,
             spelling=self.config.spelling,
@@ -41,10 +50,10 @@ class QueryAnalyzer:
             check_searchable(raw)
             return ParsedQuery(raw=raw, text=raw)
         if snapshot is None:
-            return self._parser.parse(raw, relax)
+            return self._parser.parse(raw, relax, synonyms=self.synonyms.rules())
         bm25 = snapshot.bm25
 
         def together(words: Sequence[str]) -> int:
             return int(np.count_nonzero(bm25.rows_with_all(" ".join(words))))
 
-        return self._parser.parse(raw, relax, snapshot.vocabulary, together)
+        return self._parser.parse(raw, relax, snapshot.vocabulary, together, self.synonyms.rules())

@@ -51,7 +51,7 @@ class BM25Retriever:
     def score(self, state: QueryState, rows: np.ndarray) -> np.ndarray:
         if state.has_bm25_all:
             return state.bm25_all()[rows]
-        return np.asarray(state.snapshot.bm25.scores(state.text, rows))
+        return np.asarray(state.snapshot.bm25.scores(state.parsed.lexical_text, rows))
 
 
 class DenseRetriever:

@@ -35,7 +35,7 @@ def explain(state: QueryState, hits: list[Hit]) -> list[Hit]:
     rows = np.asarray([snapshot.id_to_row[h.product_id] for h in hits], dtype=np.int64)
     if rows.size == 0:
         return hits
-    per_field = snapshot.bm25.field_scores(state.text, rows)
+    per_field = snapshot.bm25.field_scores(state.parsed.lexical_text, rows)
     return [
         Hit(
             h.product_id,

@@ -77,7 +77,7 @@ class QueryState:
     def bm25_all(self) -> np.ndarray:
         """The BM25 score of every row (computed once)."""
         if self._bm25_all is None:
-            self._bm25_all = self.snapshot.bm25.scores(self.text)
+            self._bm25_all = self.snapshot.bm25.scores(self.parsed.lexical_text)
         return self._bm25_all
 
     @property

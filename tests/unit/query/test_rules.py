@@ -210,3 +210,68 @@ def test_the_parser_combines_the_rules_and_can_relax_them():
 def test_a_query_of_only_operators_is_matched_as_typed():
     parsed = QueryParser().parse("-plastic")
     assert parsed.text == "-plastic" and parsed.excluded == ("plastic",)
+
+
+def test_quantities_have_their_other_spellings():
+    from shopsearch.query.units import unit_variants
+
+    assert "200 mg" in unit_variants("vitamin c 200mg")
+    assert "200mg" in unit_variants("vitamin c 200 mg")
+    assert {"32 ounce", "32oz"} <= set(unit_variants("32 oz tumbler"))
+    assert {"32 oz", "32ounce"} <= set(unit_variants("32-ounce tumbler"))
+    assert {"1/2 in", "1/2 inch"} <= set(unit_variants('1/2" pvc pipe'))
+    assert {"1/2 inch"} <= set(unit_variants("1/2in pvc pipe"))
+    assert {"3 pack", "3pk"} <= set(unit_variants("pack of 3 socks"))
+    assert {"3 pack", "pack of 3"} & set(unit_variants("3pk socks")) == {"3 pack"}
+    assert unit_variants("iphone 12") == () and unit_variants("3x5 rug") == ()
+
+
+def test_numbers_are_never_spell_corrected():
+    from shopsearch.query.spelling import Speller
+    from shopsearch.text.vocabulary import Vocabulary
+
+    vocab = Vocabulary({"bottle": 5, "ounce": 5})
+    assert Speller().correct("32oz bottle 1000ml 3080", vocab) == ("32oz bottle 1000ml 3080", ())
+
+
+def test_synonym_rules_in_the_solr_format():
+    from shopsearch.query.synonyms import SynonymRules
+
+    rules = SynonymRules.parse("# comment\ntshirt, t-shirt, t shirt\n\nhoodie => sweatshirt\n")
+    assert len(rules) == 2
+    assert rules.expansions("Mens T-Shirt, black") == ("tshirt", "t shirt")
+    assert rules.expansions("zip hoodie") == ("sweatshirt",)
+    assert rules.expansions("sweatshirt") == ()  # "=>" is one way
+    assert rules.expansions("tshirts") == ()  # whole words only
+    for bad, where in (("a => b => c", "line 1"), ("lonely", "line 1"), ("x, y\n => b", "2")):
+        with pytest.raises(InvalidQueryError, match=f"synonyms:{where[-1]}"):
+            SynonymRules.parse(bad)
+
+
+def test_the_synonym_file_is_reread_when_it_changes(tmp_path):
+    import os
+
+    from shopsearch.query.synonyms import SynonymFile
+
+    path = tmp_path / "synonyms.txt"
+    synonyms = SynonymFile(path)
+    assert synonyms.rules().expansions("couch") == ()  # built-ins only
+    path.write_text("couch, sofa, settee\n")
+    assert synonyms.rules().expansions("couch") == ("sofa", "settee")
+    assert synonyms.rules().expansions("tshirt")  # the built-ins stay
+    path.write_text("couch => \n")  # a mistake: the rules last read stay, the error is kept
+    os.utime(path, ns=(1, 1))
+    assert synonyms.rules().expansions("couch") == ("sofa", "settee")
+    assert synonyms.error is not None and "synonyms.txt:1" in synonyms.error
+    path.unlink()
+    assert synonyms.rules().expansions("couch") == ()
+
+
+def test_compounds_the_catalog_contains():
+    from shopsearch.query.synonyms import compound_expansions
+    from shopsearch.text.vocabulary import Vocabulary
+
+    vocab = Vocabulary({"airpods": 4, "wifi": 9, "doorbell": 1})
+    assert compound_expansions("air pods case", vocab) == ("airpods",)
+    assert compound_expansions("wi fi extender", vocab) == ()  # too short to join safely
+    assert compound_expansions("door bell", vocab) == ()  # in one product only
