@@ -472,7 +472,15 @@ def test_storefront_shows_what_it_understood_and_each_constraint_can_be_removed(
 
     # "search instead for" the query as typed: nothing relaxed is left to parse
     sent, answer = _search_request(page, lambda: page.get_by_test_id("search-instead").click())
-    assert set(sent["relax"]) == {"spelling", "price", "negation", "audience", "operators"}
+    assert set(sent["relax"]) == {
+        "translation",
+        "spelling",
+        "price",
+        "negation",
+        "audience",
+        "operators",
+        "synonyms",
+    }
     assert answer["parsed"]["text"] == "kids water bottle without straw under $30"
     assert page.get_by_test_id("query-chip").count() == 0
     assert page.get_by_test_id("showing-for").count() == 0

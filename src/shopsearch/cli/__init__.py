@@ -19,6 +19,7 @@ from shopsearch.cli import (
     search_cmd,
     serve_cmd,
     simulate_cmd,
+    synonyms_cmd,
     train_cmd,
 )
 from shopsearch.errors import ShopSearchError, ShopSearchWarning
@@ -31,6 +32,7 @@ COMMANDS = (
     simulate_cmd,
     context_cmd,
     events_cmd,
+    synonyms_cmd,
     serve_cmd,
     doctor_cmd,
 )

@@ -156,6 +156,23 @@ class EventReads:
             sql += f" LIMIT {int(limit)}"
         return [(text, int(n)) for text, n in self._db.execute(sql)]
 
+    def session_queries(self) -> Iterator[tuple[str, float, str, bool]]:
+        """``(session_id, timestamp, user_query, engaged)`` of every query logged in a
+        session, by session then time; ``engaged``: a click, add-to-cart or purchase
+        followed it."""
+        cursor = self._db.execute(
+            "SELECT q.session_id, q.timestamp, q.user_query, EXISTS(SELECT 1 FROM events e "
+            "WHERE e.query_id = q.query_id AND e.action_name IN "
+            "('click', 'add_to_cart', 'purchase')) FROM queries q "
+            "WHERE q.session_id IS NOT NULL ORDER BY q.session_id, q.timestamp, q.query_id"
+        )
+        try:
+            while rows := cursor.fetchmany(1_000):
+                for session, timestamp, text, engaged in rows:
+                    yield session, float(timestamp), text, bool(engaged)
+        finally:
+            cursor.close()
+
     def counts(self) -> dict[str, int]:
         """``{"queries": n, "events": n, "impression": n, "click": n, ...}`` (every action
         in :data:`~shopsearch.events.schema.ACTIONS`, zero when absent)."""

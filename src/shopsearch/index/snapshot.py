@@ -21,6 +21,8 @@ from shopsearch.index.filters import FilterColumns
 from shopsearch.index.lexical import BM25Index
 from shopsearch.index.vector import VectorIndex
 from shopsearch.models.encoders import Encoder, product_text
+from shopsearch.models.multilingual import DIM as MULTILINGUAL_DIM
+from shopsearch.models.multilingual import load_multilingual
 from shopsearch.progress import NULL_PROGRESS, Progress
 from shopsearch.text.vocabulary import Vocabulary
 
@@ -52,10 +54,12 @@ class IndexSnapshot:
         columns: FilterColumns,
         row_ids: list[str],
         vocabulary: Vocabulary | None = None,
+        mvectors: VectorIndex | None = None,
     ) -> None:
         self.config = config
         self.bm25 = bm25
         self.vectors = vectors
+        self.mvectors = mvectors  # multilingual vectors (``multilingual.enabled``), row-aligned
         self.columns = columns
         self.row_ids = row_ids
         self.vocabulary = vocabulary
@@ -78,6 +82,7 @@ class IndexSnapshot:
             FilterColumns(),
             [],
             Vocabulary(),
+            VectorIndex(MULTILINGUAL_DIM, config.vector) if config.multilingual.enabled else None,
         )
 
     def apply(
@@ -99,6 +104,12 @@ class IndexSnapshot:
                 embeddings = encoder.encode_products(
                     [product_text(p, fields) for p in upserts], progress=advance
                 )
+            if self.mvectors is not None:
+                with progress.stage("Multilingual vectors", len(upserts)) as advance:
+                    fields = self.config.multilingual.product_fields
+                    multilingual = load_multilingual().encode_products(
+                        [product_text(p, fields) for p in upserts], progress=advance
+                    )
             with progress.stage("Lexical index", len(upserts)) as advance:
                 rows = self.bm25.add([lexical_fields(p) for p in upserts])
                 advance(len(upserts))
@@ -106,12 +117,17 @@ class IndexSnapshot:
             stale_rows = np.asarray(sorted(set(stale)), dtype=np.int64)
             self.bm25.delete(stale_rows)
             self.vectors.delete(stale_rows)
+            if self.mvectors is not None:
+                self.mvectors.delete(stale_rows)
             for row in stale_rows.tolist():
                 del self.id_to_row[self.row_ids[row]]
         if upserts:
             vector_rows = self.vectors.add(embeddings)
             if not np.array_equal(rows, vector_rows):  # pragma: no cover - invariant
                 raise RuntimeError("lexical and vector rows diverged")
+            if self.mvectors is not None:
+                if not np.array_equal(rows, self.mvectors.add(multilingual)):  # pragma: no cover
+                    raise RuntimeError("lexical and multilingual vector rows diverged")
             self.columns.add(upserts)
             for product, row in zip(upserts, rows.tolist(), strict=True):
                 self.row_ids.append(product.id)
@@ -128,6 +144,8 @@ class IndexSnapshot:
         vector_mapping = self.vectors.compact()
         if not np.array_equal(mapping, vector_mapping):  # pragma: no cover - invariant
             raise RuntimeError("lexical and vector compaction diverged")
+        if self.mvectors is not None and not np.array_equal(mapping, self.mvectors.compact()):
+            raise RuntimeError("lexical and multilingual compaction diverged")  # pragma: no cover
         self.columns.compact(mapping)
         kept = zip(self.row_ids, mapping.tolist(), strict=True)
         self.row_ids = [pid for pid, new in kept if new >= 0]
@@ -139,6 +157,8 @@ class IndexSnapshot:
         self.config.save(directory / "config.json")
         self.bm25.save(directory / "lexical")
         self.vectors.save(directory / "vectors")
+        if self.mvectors is not None:
+            self.mvectors.save(directory / "mvectors")
         self.columns.save(directory)
         (directory / "rows.json").write_text(json.dumps(self.row_ids), encoding="utf-8")
         if self.vocabulary is not None:
@@ -154,6 +174,7 @@ class IndexSnapshot:
             FilterColumns.load(directory),
             json.loads((directory / "rows.json").read_text(encoding="utf-8")),
             Vocabulary.load(directory),
+            VectorIndex.load(directory / "mvectors") if (directory / "mvectors").is_dir() else None,
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["AUDIENCES", "find_audience", "product_audiences"]
+__all__ = ["AUDIENCES", "compatible", "find_audience", "product_audiences"]
 
 #: canonical audience -> the words that name it (apostrophes removed before lookup)
 AUDIENCES: dict[str, tuple[str, ...]] = {
@@ -31,6 +31,23 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019]s?)?")
 
 def _words(text: str) -> list[str]:
     return [w.lower().replace("'", "").replace("\u2019", "") for w in _WORD_RE.findall(text)]
+
+
+_CHILDREN = frozenset({"kids", "toddler", "baby", "boys", "girls"})
+
+
+def compatible(audience: str) -> frozenset[str]:
+    """The audiences a product may name and still suit ``audience`` ("kids" suits a
+    toddler; "women" does not suit men, nor "girls" boys).
+
+    >>> sorted(compatible("toddler")), sorted(compatible("men"))
+    (['kids', 'toddler'], ['men'])
+    """
+    if audience == "kids":
+        return _CHILDREN
+    if audience in _CHILDREN:
+        return frozenset({audience, "kids"})
+    return frozenset({audience})
 
 
 def find_audience(text: str) -> tuple[str, ...]:

@@ -109,7 +109,7 @@ def _span(words: list[str], start: int, max_words: int) -> tuple[int, int] | Non
     last, content = None, 0
     for j in range(start, len(words)):
         w = words[j]
-        if w in _BOUNDARY or w in _TRIGGERS:
+        if w in _BOUNDARY or w in _TRIGGERS or w[0].isdigit():  # sizes, prices: not negated
             break
         if w not in ENGLISH_STOPWORDS:
             content += 1

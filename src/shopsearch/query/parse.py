@@ -1,6 +1,8 @@
 """The query parser: every rule of :mod:`shopsearch.query`, in order.
 
-1. clean (invisible characters out; nothing searchable left is an error);
+1. clean (invisible characters out; nothing searchable left is an error); a Chinese query
+   is translated into English words (:mod:`~shopsearch.query.translate`), and the rules
+   below apply to the translation;
 2. spelling, against the catalog's vocabulary when one is given ("bottel" -> "bottle");
 3. operators (``-word``, ``"quoted phrase"``);
 4. price ("under $50");
@@ -24,12 +26,14 @@ from functools import lru_cache
 from shopsearch.errors import InvalidQueryError
 from shopsearch.query.audience import find_audience
 from shopsearch.query.clean import check_searchable
+from shopsearch.query.language import detect
 from shopsearch.query.negation import DEFAULT_MAX_WORDS, find_negations
 from shopsearch.query.operators import split_operators
 from shopsearch.query.parsed import RELAXABLE, ParsedQuery
 from shopsearch.query.price import find_price
 from shopsearch.query.spelling import MIN_LETTERS, Speller, Together
 from shopsearch.query.synonyms import BUILTIN, SynonymRules, compound_expansions
+from shopsearch.query.translate import Translator
 from shopsearch.query.units import unit_variants
 from shopsearch.text.vocabulary import Vocabulary
 
@@ -52,6 +56,7 @@ class QueryParser:
     ) -> None:
         self.negation_words = negation_words
         self.speller = Speller(min_letters=typo_min_letters) if spelling else None
+        self.translator = Translator()
 
     def parse(
         self,
@@ -72,6 +77,11 @@ class QueryParser:
                 f"cannot relax {', '.join(map(repr, unknown))}: choose from {', '.join(RELAXABLE)}"
             )
         text = check_searchable(raw)
+        language = detect(text)
+        translation = None
+        if language == "zh" and "translation" not in relaxed:
+            translation = self.translator.translate(text, vocabulary)
+            text = translation if any(ch.isalnum() for ch in translation) else text
         corrections: tuple[tuple[str, str], ...] = ()
         corrected = None
         rules = synonyms if synonyms is not None else _builtin_rules()
@@ -108,5 +118,7 @@ class QueryParser:
             corrected=corrected,
             corrections=corrections,
             expansions=expansions,
+            language=language,
+            translation=translation,
             relaxed=relaxed,
         )

@@ -9,7 +9,7 @@ __all__ = ["RELAXABLE", "ParsedQuery", "PriceConstraint"]
 
 #: parts of the analysis a caller may switch off for one search (``relax``): a removable
 #: constraint chip, or "search instead for" the query as typed
-RELAXABLE = ("spelling", "price", "negation", "audience", "operators", "synonyms")
+RELAXABLE = ("translation", "spelling", "price", "negation", "audience", "operators", "synonyms")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class ParsedQuery:
     spelling corrected ("Showing results for ..."), ``None`` when nothing was corrected;
     ``corrections``: ``(typed, corrected)`` words. ``expansions``: synonyms, compounds and
     other spellings of quantities that BM25 also matches ("tshirt" -> "t-shirt",
-    "32 oz" -> "32 ounce"). ``relaxed``: the parts switched off for
+    "32 oz" -> "32 ounce"). ``language``: ``"en"``, ``"zh"`` or ``"other"``;
+    ``translation``: the query in English words where it was not (the rules above then
+    apply to it). ``relaxed``: the parts switched off for
     this search.
     """
 
@@ -56,6 +58,8 @@ class ParsedQuery:
     corrected: str | None = None
     corrections: tuple[tuple[str, str], ...] = ()
     expansions: tuple[str, ...] = ()
+    language: str = "en"
+    translation: str | None = None
     relaxed: tuple[str, ...] = field(default=())
 
     @property
@@ -103,6 +107,8 @@ class ParsedQuery:
             "corrected_query": self.corrected,
             "corrections": [{"typed": a, "corrected": b} for a, b in self.corrections],
             "expansions": list(self.expansions),
+            "language": self.language,
+            "translation": self.translation,
             "relaxed": list(self.relaxed),
             "constraints": self.constraints(),
         }

@@ -16,6 +16,7 @@ from shopsearch.index.config import AnalysisConfig
 from shopsearch.index.snapshot import IndexSnapshot
 from shopsearch.query import ParsedQuery, QueryParser
 from shopsearch.query.clean import check_searchable
+from shopsearch.query.language import detect
 from shopsearch.query.synonyms import SynonymFile
 
 __all__ = ["SYNONYMS", "ParsedQuery", "QueryAnalyzer"]
@@ -48,7 +49,7 @@ class QueryAnalyzer:
         guide spelling correction)."""
         if not self.config.enabled:
             check_searchable(raw)
-            return ParsedQuery(raw=raw, text=raw)
+            return ParsedQuery(raw=raw, text=raw, language=detect(raw))
         if snapshot is None:
             return self._parser.parse(raw, relax, synonyms=self.synonyms.rules())
         bm25 = snapshot.bm25

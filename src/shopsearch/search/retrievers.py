@@ -15,6 +15,7 @@ import numpy as np
 
 from shopsearch.errors import InvalidQueryError
 from shopsearch.index.snapshot import IndexSnapshot
+from shopsearch.index.vector import VectorIndex
 from shopsearch.models.encoders import Encoder
 from shopsearch.search.state import QueryState
 
@@ -55,19 +56,29 @@ class BM25Retriever:
 
 
 class DenseRetriever:
-    """Inner product with the query's embedding: exact, or HNSW for large catalogs."""
+    """Inner product with the query's embedding: exact, or HNSW for large catalogs. A query
+    not in English uses the index's multilingual vectors when it has them."""
 
     name = "dense"
     positive_only = False
 
     def retrieve(self, state: QueryState, n: int) -> Run:
-        rows, scores = state.snapshot.vectors.search(  # it skips deleted rows itself
-            state.query_vector(), n, state.filter_mask
-        )
+        vectors, query = self._index(state)
+        rows, scores = vectors.search(query, n, state.filter_mask)  # skips deleted rows
         return dict(zip(rows.tolist(), scores.tolist(), strict=True))
 
     def score(self, state: QueryState, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(state.snapshot.vectors.scores(state.query_vector(), rows))
+        vectors, query = self._index(state)
+        return np.asarray(vectors.scores(query, rows))
+
+    @staticmethod
+    def _index(state: QueryState) -> tuple[VectorIndex, np.ndarray]:
+        """The multilingual vectors for a query not in English when the index has them,
+        else the English ones."""
+        if state.multilingual:
+            assert state.snapshot.mvectors is not None
+            return state.snapshot.mvectors, state.multilingual_vector()
+        return state.snapshot.vectors, state.query_vector()
 
 
 RETRIEVERS: dict[str, type[BM25Retriever] | type[DenseRetriever]] = {

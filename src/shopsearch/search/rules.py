@@ -5,7 +5,8 @@ stage: what the retrievers cannot express.
   loses ``negation_demote`` x the spread of the candidates' scores; one that states its
   absence ("no straw", "straw-free") gains ``lacks_boost`` x the spread.
 * **Audience**: a product whose title or category names the query's audience gains
-  ``audience_boost`` x the spread; one that names only other audiences loses as much.
+  ``audience_boost`` x the spread; one that names only audiences the query's does not
+  suit (women's for "mens", not kids' for "toddler") loses as much.
 * **Quoted phrases**: candidates whose title, brand, colour, category or bullets do not
   contain the phrase (after normalisation) are dropped (the retrievers already kept only
   rows with all its words).
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from shopsearch.catalog.schema import Product
 from shopsearch.index.config import AnalysisConfig
 from shopsearch.query import ParsedQuery
-from shopsearch.query.audience import product_audiences
+from shopsearch.query.audience import compatible, product_audiences
 from shopsearch.query.negation import mention
 from shopsearch.query.negation import stems as _tokens
 from shopsearch.search.shaping import attach_documents
@@ -36,6 +37,10 @@ Documents = Callable[[Sequence[str]], Mapping[str, Product]]
 def _phrase_text(product: Product) -> str:
     parts = (product.title, product.brand, product.color, product.category_path)
     return key(" ".join([*parts, product.bullet_points or ""]))
+
+
+def _suits(audiences: tuple[str, ...]) -> frozenset[str]:
+    return frozenset().union(*(compatible(a) for a in audiences))
 
 
 class ResultRules:
@@ -105,6 +110,6 @@ class ResultRules:
             named = product_audiences(f"{product.title} {product.category_path}")
             if named & set(parsed.audience):
                 change += config.audience_boost
-            elif named:
+            elif named and not named & _suits(parsed.audience):  # for someone else
                 change -= config.audience_boost
         return change

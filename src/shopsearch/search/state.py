@@ -34,6 +34,7 @@ class QueryState:
     _mask: np.ndarray | None = None
     _bm25_all: np.ndarray | None = None
     _query_vector: np.ndarray | None = field(default=None, repr=False)
+    _multilingual_vector: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode == "search":
@@ -83,6 +84,21 @@ class QueryState:
     @property
     def has_bm25_all(self) -> bool:
         return self._bm25_all is not None
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether dense retrieval uses the multilingual vectors: the query is not in
+        English and the index has them."""
+        return self.parsed.language != "en" and self.snapshot.mvectors is not None
+
+    def multilingual_vector(self) -> np.ndarray:
+        """The query as typed, embedded by the multilingual encoder (once)."""
+        if self._multilingual_vector is None:
+            from shopsearch.models.multilingual import load_multilingual
+
+            raw = " ".join(self.parsed.raw.split())
+            self._multilingual_vector = load_multilingual().encode_queries([raw])[0]
+        return self._multilingual_vector
 
     def query_vector(self) -> np.ndarray:
         """The query's dense vector (encoded once)."""

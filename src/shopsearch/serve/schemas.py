@@ -177,6 +177,9 @@ class ParsedQueryBody(BaseModel):
     audience: list[str]
     corrected_query: str | None = Field(description="the query with its spelling corrected")
     corrections: list[dict[str, str]] = Field(description="{typed, corrected} words")
+    expansions: list[str] = Field(description="synonyms and other spellings BM25 matched")
+    language: str = Field(description="'en', 'zh' or 'other'")
+    translation: str | None = Field(description="a Chinese query in English words")
     relaxed: list[str]
     constraints: list[Constraint] = Field(description="removable constraints (chips)")
 

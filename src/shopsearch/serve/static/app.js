@@ -412,7 +412,7 @@
     if (parsed && parsed.text && parsed.text !== parsed.raw.trim().replace(/\s+/g, " ")) {
       var instead = el("button", { type: "button", class: "btn btn-link", "data-testid": "search-instead" }, parsed.raw);
       instead.addEventListener("click", function () {
-        state.relax = ["spelling", "price", "negation", "audience", "operators"];
+        state.relax = ["translation", "spelling", "price", "negation", "audience", "operators", "synonyms"];
         search();
       });
       node.appendChild(
