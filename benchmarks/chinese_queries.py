@@ -64,7 +64,8 @@ def main() -> None:
             rand = statistics.mean(ndcg(rng.sample(ids, 10), q, 10) for _, q in english)
             multilingual = pipeline.snapshot.mvectors is not None
             label = f"{Path(index).name}{' (multilingual)' if multilingual else ''}"
-            for name in ("bm25", "dense", "hybrid"):
+            names = ["bm25", "dense", "hybrid"] + (["multilingual"] if multilingual else [])
+            for name in names:
                 en, en_ms = run(pipeline, name, english)
                 zh, zh_ms = run(pipeline, name, chinese)
                 raw, _ = run(pipeline, name, chinese, relax=("translation",))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from shopsearch.catalog.schema import Product
@@ -30,20 +29,29 @@ def test_products_get_multilingual_vectors_aligned_with_their_rows(multilingual)
     assert (multilingual.directory.path / "snapshots").is_dir()
 
 
-def test_a_chinese_query_uses_the_multilingual_vectors(multilingual):
-    result = multilingual.search("女士 拖鞋", k=5, pipeline="dense", relax=("translation",))
+def test_the_multilingual_pipeline_adds_the_multilingual_run(multilingual):
+    assert "multilingual" in multilingual.pipelines
+    result = multilingual.search("女士 拖鞋", k=5, pipeline="multilingual", relax=("translation",))
     assert result.parsed.language == "zh" and result.parsed.translation is None
-    assert result.hits and "slipper" in result.hits[0].product.title.lower()
-    english = multilingual.search("women slippers", k=5, pipeline="dense")
-    assert english.parsed.language == "en"
-    # the English query still uses MiniLM: its scores are not the multilingual ones
+    assert result.hits and all({"bm25", "dense", "mdense"} <= set(h.scores) for h in result.hits)
+    # the multilingual run alone finds slippers for the untranslated Chinese query
     from shopsearch.models.multilingual import load_multilingual
 
-    top = multilingual.snapshot.id_to_row[english.hits[0].product_id]
-    e5 = multilingual.snapshot.mvectors.scores(
-        load_multilingual().encode_queries(["women slippers"])[0], np.asarray([top])
-    )[0]
-    assert english.hits[0].score != pytest.approx(float(e5), abs=1e-6)
+    snapshot = multilingual.snapshot
+    query = load_multilingual().encode_queries(["女士 拖鞋"])[0]
+    rows, _ = snapshot.mvectors.search(query, 3, None)
+    titles = [snapshot.row_ids[r] for r in rows.tolist()]
+    products = multilingual.documents(titles)
+    assert any("slipper" in products[i].title.lower() for i in titles)
+
+
+def test_an_index_without_multilingual_vectors_says_how_to_get_them(tmp_path, tiny_index_dir):
+    from shopsearch.errors import InvalidQueryError
+
+    with SearchPipeline.open(tiny_index_dir) as plain:
+        assert "multilingual" not in plain.pipelines
+        with pytest.raises(InvalidQueryError, match="multilingual.enabled=true"):
+            plain.search("女士 拖鞋", k=5, pipeline="multilingual")
 
 
 def test_translation_and_the_multilingual_retriever_together(multilingual):
@@ -61,8 +69,10 @@ def test_writes_keep_the_multilingual_vectors_aligned(tmp_path, tiny_products, e
         pipeline.delete([tiny_products[0].id])
         snapshot = pipeline.snapshot
         assert snapshot.mvectors.n_rows == snapshot.vectors.n_rows == snapshot.bm25.n_rows
-        hits = pipeline.search("红色 女士 羊毛 外套", k=3, pipeline="dense").hits
-        assert hits[0].product_id == "new-1"
+        hits = pipeline.search(
+            "红色 女士 羊毛 外套", k=3, pipeline="multilingual", relax=("translation",)
+        ).hits
+        assert "new-1" in [h.product_id for h in hits]
     with SearchPipeline.open(tmp_path / "index", encoder=encoder) as reopened:
         assert reopened.snapshot.mvectors is not None
         assert reopened.snapshot.mvectors.n_rows == reopened.snapshot.vectors.n_rows

@@ -124,7 +124,7 @@ class MultilingualConfig:
 
 
 #: Names of the built-in pipelines: a configured pipeline cannot take one.
-BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal")
+BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal", "multilingual")
 
 
 @dataclass(frozen=True)

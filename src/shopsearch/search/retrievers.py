@@ -19,7 +19,14 @@ from shopsearch.index.vector import VectorIndex
 from shopsearch.models.encoders import Encoder
 from shopsearch.search.state import QueryState
 
-__all__ = ["RETRIEVERS", "BM25Retriever", "DenseRetriever", "Retriever", "dense_scores"]
+__all__ = [
+    "RETRIEVERS",
+    "BM25Retriever",
+    "DenseRetriever",
+    "MultilingualRetriever",
+    "Retriever",
+    "dense_scores",
+]
 
 Run = dict[int, float]
 
@@ -56,8 +63,7 @@ class BM25Retriever:
 
 
 class DenseRetriever:
-    """Inner product with the query's embedding: exact, or HNSW for large catalogs. A query
-    not in English uses the index's multilingual vectors when it has them."""
+    """Inner product with the query's embedding: exact, or HNSW for large catalogs."""
 
     name = "dense"
     positive_only = False
@@ -73,17 +79,31 @@ class DenseRetriever:
 
     @staticmethod
     def _index(state: QueryState) -> tuple[VectorIndex, np.ndarray]:
-        """The multilingual vectors for a query not in English when the index has them,
-        else the English ones."""
-        if state.multilingual:
-            assert state.snapshot.mvectors is not None
-            return state.snapshot.mvectors, state.multilingual_vector()
+        """The English vectors and the (translated) query's MiniLM embedding."""
         return state.snapshot.vectors, state.query_vector()
+
+
+class MultilingualRetriever(DenseRetriever):
+    """The query as typed (any language), embedded by multilingual-e5-small, against the
+    index's multilingual vectors (``multilingual.enabled``)."""
+
+    name = "mdense"
+
+    @staticmethod
+    def _index(state: QueryState) -> tuple[VectorIndex, np.ndarray]:
+        vectors = state.snapshot.mvectors
+        if vectors is None:
+            raise InvalidQueryError(
+                "the mdense retriever needs multilingual vectors: shopsearch refresh DIR "
+                "--set multilingual.enabled=true"
+            )
+        return vectors, state.multilingual_vector()
 
 
 RETRIEVERS: dict[str, type[BM25Retriever] | type[DenseRetriever]] = {
     "bm25": BM25Retriever,
     "dense": DenseRetriever,
+    "mdense": MultilingualRetriever,
 }
 
 

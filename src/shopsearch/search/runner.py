@@ -32,6 +32,7 @@ REQUIREMENTS = {
     "cross_encoder": "a cross-encoder: shopsearch refresh DIR --reranker RUN_DIR "
     "(a `shopsearch train` run)",
     "personal": "a learning-to-rank model: shopsearch context train DIR",
+    "mdense": "multilingual vectors: shopsearch refresh DIR --set multilingual.enabled=true",
 }
 PERSONAL_TOP = 50
 
@@ -80,6 +81,8 @@ class StagedPipeline:
 
     def missing(self) -> str | None:
         """What this index lacks to run the pipeline (``None``: nothing)."""
+        if "mdense" in self.spec.retrievers and not self.config.multilingual.enabled:
+            return REQUIREMENTS["mdense"]
         for stage in self.stages:
             if stage.name == "cross_encoder" and not self.models.has_reranker:
                 return REQUIREMENTS["cross_encoder"]

@@ -2,7 +2,8 @@
 
     bm25 + dense -> rrf(k=60) -> cross_encoder(top=50) -> personal(top=100)
 
-The first step names the retrievers (``bm25``, ``dense``, joined by ``+``) or a built-in
+The first step names the retrievers (``bm25``, ``dense``, ``mdense``: the multilingual
+dense retriever of an index with ``multilingual.enabled``; joined by ``+``) or a built-in
 pipeline to extend (``hybrid -> personal(top=100)``); with several retrievers a fusion step
 follows (``fuse``: the index's ``fusion`` settings; ``rrf(k=60, bm25=1, dense=1)``;
 ``weighted(bm25=0.3, dense=0.7)``), by default ``fuse``; then second stages in order
@@ -25,8 +26,12 @@ from shopsearch.errors import InvalidQueryError
 
 __all__ = ["BUILTIN", "FUSIONS", "PipelineSpec", "SECOND_STAGES", "Step", "parse"]
 
-RETRIEVER_NAMES = ("bm25", "dense")
-FUSIONS = {"fuse": (), "rrf": ("k", "bm25", "dense"), "weighted": ("bm25", "dense")}
+RETRIEVER_NAMES = ("bm25", "dense", "mdense")
+FUSIONS = {
+    "fuse": (),
+    "rrf": ("k", "bm25", "dense", "mdense"),
+    "weighted": ("bm25", "dense", "mdense"),
+}
 SECOND_STAGES = {"cross_encoder": ("top",), "personal": ("top", "at_least_k")}
 
 #: The built-in pipelines, in the order `info` lists them.
@@ -37,6 +42,8 @@ BUILTIN: dict[str, str] = {
     "rerank": "hybrid -> cross_encoder",
     # at least the k results returned are re-ordered (50, or k when larger), as always
     "personal": "hybrid -> personal(top=50, at_least_k=true)",
+    # an index with multilingual.enabled: the multilingual dense retriever as a third run
+    "multilingual": "bm25 + dense + mdense -> fuse",
 }
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _CALL = re.compile(r"^([a-z_][a-z0-9_]*)\s*(?:\((.*)\))?$", re.DOTALL)

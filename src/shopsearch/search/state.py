@@ -85,12 +85,6 @@ class QueryState:
     def has_bm25_all(self) -> bool:
         return self._bm25_all is not None
 
-    @property
-    def multilingual(self) -> bool:
-        """Whether dense retrieval uses the multilingual vectors: the query is not in
-        English and the index has them."""
-        return self.parsed.language != "en" and self.snapshot.mvectors is not None
-
     def multilingual_vector(self) -> np.ndarray:
         """The query as typed, embedded by the multilingual encoder (once)."""
         if self._multilingual_vector is None:
