@@ -32,6 +32,10 @@ from shopsearch.index.config import AnalysisConfig
 from shopsearch.pipeline import SearchPipeline
 
 NEGATION = re.compile(r"\b(without|not|no)\b", re.IGNORECASE)
+CATEGORY_GRID = {
+    "category_boost": [0.0, 0.05, 0.1, 0.2],
+    "category_min_probability": [0.5, 0.7],
+}
 GRID = {
     "negation_words": [2, 3],
     "negation_demote": [0.0, 0.25, 0.5, 1.0],
@@ -63,7 +67,13 @@ def main() -> None:
     parser.add_argument("--pipeline", default="hybrid")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/tune_analysis.json")
+    parser.add_argument(
+        "--category",
+        action="store_true",
+        help="tune the category boost (the other settings at their defaults) instead",
+    )
     args = parser.parse_args()
+    grid = CATEGORY_GRID if args.category else GRID
 
     qrels = group_by_query(load_judgments(args.judgments))
     queries = sorted(qrels)
@@ -73,9 +83,9 @@ def main() -> None:
         off = per_query(pipeline, args.pipeline, qrels, queries)
         bm25 = per_query(pipeline, "bm25", qrels, queries)
         rand = random_ndcg(pipeline, qrels)
-        names = list(GRID)
+        names = list(grid)
         settings = [
-            dict(zip(names, values, strict=True)) for values in itertools.product(*GRID.values())
+            dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())
         ]
         # negation settings touch only queries with a negation; audience ones only queries
         # with an audience: each setting is scored on all queries all the same

@@ -297,7 +297,7 @@ class SearchPipeline:
         counts = facet_counts(state, rows) if facets else {}
         took = (time.perf_counter() - started) * 1000
         return SearchResult(
-            query, staged.name, hits, counts, len(rows), took, staged.spec.stage_names, parsed
+            query, staged.name, hits, counts, len(rows), took, staged.spec.stage_names, state.parsed
         )
 
     def rank(

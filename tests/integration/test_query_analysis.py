@@ -107,3 +107,10 @@ def test_a_query_with_nothing_searchable_is_a_clear_error(pipeline, query, capsy
         pipeline.search(query, k=5)
     assert main(["search", str(index), query]) == 1
     assert "no letters or digits" in capsys.readouterr().err
+
+
+def test_the_query_category_is_predicted_when_a_dense_retriever_ran(pipeline):
+    hybrid = pipeline.search("ugg slippers women", k=5, pipeline="hybrid").parsed
+    assert hybrid.category is not None and hybrid.category.startswith("Clothing")
+    assert 0 < hybrid.category_probability <= 1
+    assert pipeline.search("ugg slippers women", k=5, pipeline="bm25").parsed.category is None

@@ -83,7 +83,10 @@ class AnalysisConfig:
     ``negation_demote`` is taken from products that state a negated phrase ("with straw"),
     ``lacks_boost`` added to those that state its absence ("no straw"), and
     ``audience_boost`` added to products whose title or category names the query's
-    audience (taken from those naming only another one). Defaults were chosen by
+    audience (taken from those naming only another one); ``category_boost`` taken from
+    products filed in another category than the query's predicted one
+    (:mod:`shopsearch.search.category`) when its probability reaches
+    ``category_min_probability``. Defaults were chosen by
     cross-validation on the ESCI dev queries (``benchmarks/tune_analysis.py``).
     """
 
@@ -94,13 +97,17 @@ class AnalysisConfig:
     negation_demote: float = 0.5
     lacks_boost: float = 0.5
     audience_boost: float = 0.05
+    category_boost: float = 0.1
+    category_min_probability: float = 0.7
 
     def __post_init__(self) -> None:
         if self.typo_min_letters < 3:
             raise InvalidQueryError("analysis.typo_min_letters must be at least 3")
         if self.negation_words < 1:
             raise InvalidQueryError("analysis.negation_words must be at least 1")
-        for name in ("negation_demote", "lacks_boost", "audience_boost"):
+        if not 0.0 <= self.category_min_probability <= 1.0:
+            raise InvalidQueryError("analysis.category_min_probability must be within [0, 1]")
+        for name in ("negation_demote", "lacks_boost", "audience_boost", "category_boost"):
             if not 0.0 <= getattr(self, name) <= 10.0:
                 raise InvalidQueryError(f"analysis.{name} must be within [0, 10]")
 

@@ -44,7 +44,8 @@ class ParsedQuery:
     other spellings of quantities that BM25 also matches ("tshirt" -> "t-shirt",
     "32 oz" -> "32 ounce"). ``language``: ``"en"``, ``"zh"`` or ``"other"``;
     ``translation``: the query in English words where it was not (the rules above then
-    apply to it). ``relaxed``: the parts switched off for
+    apply to it). ``category``: the predicted category path ("A > B") and its
+    probability, when a dense retriever ran. ``relaxed``: the parts switched off for
     this search.
     """
 
@@ -60,6 +61,8 @@ class ParsedQuery:
     expansions: tuple[str, ...] = ()
     language: str = "en"
     translation: str | None = None
+    category: str | None = None
+    category_probability: float | None = None
     relaxed: tuple[str, ...] = field(default=())
 
     @property
@@ -109,6 +112,8 @@ class ParsedQuery:
             "expansions": list(self.expansions),
             "language": self.language,
             "translation": self.translation,
+            "category": self.category,
+            "category_probability": self.category_probability,
             "relaxed": list(self.relaxed),
             "constraints": self.constraints(),
         }

@@ -117,7 +117,7 @@ class StagedPipeline:
         runs = {r.name: r.retrieve(state, n) for r in self.retrievers}
         rows = sorted(set().union(*runs.values()))
         hits = self.fusion.fuse(state, self.retrievers, rows, runs)
-        hits = self.rules.apply(state.parsed, hits)[:depth]
+        hits = self.rules.apply(state, hits)[:depth]
         for stage in self.stages:
             if stage.needs_documents:
                 hits = attach_documents(hits, self.models.documents)
@@ -134,7 +134,7 @@ class StagedPipeline:
             r.name: dict(zip(rows, r.score(state, row_array).tolist(), strict=True))
             for r in self.retrievers
         }
-        hits = self.rules.apply(state.parsed, self.fusion.fuse(state, self.retrievers, rows, runs))
+        hits = self.rules.apply(state, self.fusion.fuse(state, self.retrievers, rows, runs))
         for stage in self.stages:
             if stage.needs_documents:
                 hits = attach_documents(hits, self.models.documents)

@@ -94,6 +94,10 @@ class QueryState:
             self._multilingual_vector = load_multilingual().encode_queries([raw])[0]
         return self._multilingual_vector
 
+    @property
+    def has_query_vector(self) -> bool:
+        return self._query_vector is not None
+
     def query_vector(self) -> np.ndarray:
         """The query's dense vector (encoded once)."""
         if self._query_vector is None:

@@ -180,6 +180,8 @@ class ParsedQueryBody(BaseModel):
     expansions: list[str] = Field(description="synonyms and other spellings BM25 matched")
     language: str = Field(description="'en', 'zh' or 'other'")
     translation: str | None = Field(description="a Chinese query in English words")
+    category: str | None = Field(description="the predicted category path")
+    category_probability: float | None = None
     relaxed: list[str]
     constraints: list[Constraint] = Field(description="removable constraints (chips)")
 
