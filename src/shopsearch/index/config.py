@@ -96,7 +96,7 @@ class AnalysisConfig:
     negation_words: int = 2
     negation_demote: float = 0.5
     lacks_boost: float = 0.5
-    audience_boost: float = 0.05
+    audience_boost: float = 0.0
     category_boost: float = 0.1
     category_min_probability: float = 0.7
 
