@@ -92,8 +92,8 @@ def main() -> None:
     variants = {
         "analysis off": AnalysisConfig(enabled=False),
         "analysis, no spelling": replace(on, spelling=False),
-        "analysis + spelling": on,
-        "analysis + spelling from 4 letters": replace(on, typo_min_letters=4),
+        "analysis + spelling from 5 letters": replace(on, typo_min_letters=5),
+        f"analysis + spelling (default, from {on.typo_min_letters} letters)": on,
     }
     results: dict[str, dict[str, float]] = {}
     with SearchPipeline.open(args.index) as pipeline:

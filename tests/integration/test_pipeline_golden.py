@@ -29,7 +29,6 @@ from shopsearch.cli import main
 from shopsearch.datasets import esci_us_judgments
 from shopsearch.evaluation.judgments import group_by_query, load_judgments
 from shopsearch.evaluation.metrics import ndcg
-from shopsearch.index.config import AnalysisConfig
 from shopsearch.pipeline import SearchPipeline
 
 pytestmark = pytest.mark.slow
@@ -46,11 +45,13 @@ def esci_all_pipelines(tmp_path_factory, esci_index_dir, encoder):
     index = work / "index"
     shutil.copytree(esci_index_dir, index)
     run = save_planted_run(work / "run")
-    assert main(["refresh", str(index), "--reranker", str(run)]) == 0
+    # analysis off in the index itself: the personal stage is trained on its candidates
+    refresh = ["refresh", str(index), "--reranker", str(run), "--set", "analysis.enabled=false"]
+    assert main(refresh) == 0
     add_simulated_personalization(index, work)
     with SearchPipeline.open(index, encoder=encoder) as pipeline:
         assert set(PIPELINES) <= set(pipeline.pipelines)
-        pipeline.use_analysis(AnalysisConfig(enabled=False))  # the record predates it
+        assert not pipeline.config.analysis.enabled  # the record predates query analysis
         yield pipeline
 
 
