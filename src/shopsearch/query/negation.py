@@ -47,7 +47,10 @@ _POSITIVE_AFTER_NOT = {"only", "just", "too", "so", "very", "included"}
 
 # product-side context: the words that say a product lacks X
 _LACKS_BEFORE = {"no", "without", "not", "sans", "o"}  # "o" of "w/o"
-_LACKS_AFTER = {"free", "less", "not", "exclud", "excluded", "separ", "sold"}
+# right after X: "straw-free", "straw free", "straw excluded"; or two words: "straw not
+# included", "straw sold separately" (a word further on, e.g. "straw, BPA free", is not)
+_LACKS_NEXT = {"free", "less", "exclud"}
+_LACKS_NEXT_TWO = {("not", "includ"), ("sold", "separ"), ("not", "contain")}
 
 _tokenizer = Tokenizer(TokenizerConfig(stopwords=False))
 
@@ -177,8 +180,13 @@ def mention(product_text: str, phrase: str) -> str | None:
         if tokens[p : p + n] != wanted:
             continue
         before = tokens[max(0, p - 2) : p]
-        after = tokens[p + n : p + n + 2]
-        if _LACKS_BEFORE.intersection(before) or _LACKS_AFTER.intersection(after):
+        after = tuple(tokens[p + n : p + n + 2])
+        if (
+            _LACKS_BEFORE.intersection(before)
+            or after[:1]
+            and after[0] in _LACKS_NEXT
+            or after in _LACKS_NEXT_TWO
+        ):
             found = found or "lacks"
         else:
             return "positive"
