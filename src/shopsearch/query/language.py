@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from shopsearch.text.tokenize import CJK_CHARS
+
 __all__ = ["detect"]
 
-_CJK_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
+_CJK_RE = re.compile(f"[{CJK_CHARS}]")
 
 
 def detect(text: str) -> str:

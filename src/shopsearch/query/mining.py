@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from shopsearch.catalog.schema import Product
 from shopsearch.text.normalize import key
+from shopsearch.text.vocabulary import words
 
 __all__ = ["Proposal", "catalog_proposals", "reformulation_proposals"]
 
 _PAIR_RE = re.compile(r"\b([^\W\d_]{2,})[\s-](?=([^\W\d_]{2,})\b)")  # overlapping pairs
-_WORD_RE = re.compile(r"[^\W\d_]{3,}")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def catalog_proposals(products: Iterable[Product], min_count: int = 3) -> list[P
     split: Counter[str] = Counter()
     for product in products:
         title = key(product.title)
-        joined.update(set(_WORD_RE.findall(title)))
+        joined.update(words(title))
         split.update({a + b for a, b in _PAIR_RE.findall(title)})
     out = []
     for word, n_split in split.items():

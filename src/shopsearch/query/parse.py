@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 
 from shopsearch.errors import InvalidQueryError
 from shopsearch.query.audience import find_audience
@@ -32,17 +31,12 @@ from shopsearch.query.operators import split_operators
 from shopsearch.query.parsed import RELAXABLE, ParsedQuery
 from shopsearch.query.price import find_price
 from shopsearch.query.spelling import MIN_LETTERS, Speller, Together
-from shopsearch.query.synonyms import BUILTIN, SynonymRules, compound_expansions
+from shopsearch.query.synonyms import SynonymRules, builtin_rules, compound_expansions
 from shopsearch.query.translate import Translator
 from shopsearch.query.units import unit_variants
 from shopsearch.text.vocabulary import Vocabulary
 
 __all__ = ["QueryParser"]
-
-
-@lru_cache(maxsize=1)
-def _builtin_rules() -> SynonymRules:
-    return SynonymRules.parse(BUILTIN, "built-in synonyms")
 
 
 class QueryParser:
@@ -84,7 +78,7 @@ class QueryParser:
             text = translation if any(ch.isalnum() for ch in translation) else text
         corrections: tuple[tuple[str, str], ...] = ()
         corrected = None
-        rules = synonyms if synonyms is not None else _builtin_rules()
+        rules = synonyms if synonyms is not None else builtin_rules()
         if self.speller is not None and vocabulary is not None and "spelling" not in relaxed:
             text, corrections = self.speller.correct(text, vocabulary, together, rules.words)
             corrected = text if corrections else None

@@ -31,14 +31,14 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from shopsearch.errors import InvalidQueryError
 from shopsearch.text.normalize import key
 from shopsearch.text.vocabulary import Vocabulary
 
-__all__ = ["BUILTIN", "SynonymFile", "SynonymRules", "compound_expansions"]
+__all__ = ["BUILTIN", "SynonymFile", "SynonymRules", "builtin_rules", "compound_expansions"]
 
 BUILTIN = """
 tshirt, t-shirt, t shirt, tee shirt
@@ -139,6 +139,12 @@ class SynonymRules:
         return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def builtin_rules() -> SynonymRules:
+    """:data:`BUILTIN`, parsed once."""
+    return SynonymRules.parse(BUILTIN, "built-in synonyms")
+
+
 def compound_expansions(text: str, vocabulary: Vocabulary, min_count: int = 2) -> tuple[str, ...]:
     """Joined forms of adjacent words that the catalog contains ("air pods" -> "airpods").
 
@@ -164,7 +170,7 @@ class SynonymFile:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.error: str | None = None
-        self._builtin = SynonymRules.parse(BUILTIN, "built-in synonyms")
+        self._builtin = builtin_rules()
         self._rules = self._builtin
         self._stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()

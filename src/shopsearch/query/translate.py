@@ -27,8 +27,9 @@ import importlib.resources
 import re
 import threading
 from collections.abc import Mapping
+from typing import Any
 
-from shopsearch.text.tokenize import _jieba
+from shopsearch.text.tokenize import CJK_CHARS, jieba_module
 from shopsearch.text.vocabulary import Vocabulary
 
 __all__ = ["SHOP_TERMS", "Translator"]
@@ -58,8 +59,7 @@ SHOP_TERMS: dict[str, str] = {
     "金色": "gold", "银色": "silver", "橙色": "orange",
 }  # fmt: skip
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RUN_RE = re.compile(f"[{_CJK}]+")
+_CJK_RUN_RE = re.compile(f"[{CJK_CHARS}]+")
 _LINE_RE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
 _SKIP_RE = re.compile(
     r"^(surname |(old |archaic |Japanese |)variant of |see |abbr\. for |used in )|^CL:", re.I
@@ -99,20 +99,22 @@ def cedict() -> Mapping[str, list[str]]:
     return _cedict
 
 
-_jieba_ready = False
+_segmenter: Any = None
 
 
-def _shop_words_for_jieba() -> None:
-    """Make jieba keep the shop terms whole ("不含" is one word, not "不" + "含")."""
-    global _jieba_ready
-    if not _jieba_ready:
+def _shop_segmenter() -> Any:
+    """A jieba tokenizer of its own that keeps the shop terms whole ("不含" is one word, not
+    "不" + "含"); jieba's shared one, which BM25 uses for product text, is left as it is."""
+    global _segmenter
+    if _segmenter is None:
         with _lock:
-            if not _jieba_ready:
-                jieba = _jieba()
+            if _segmenter is None:
+                segmenter = jieba_module().Tokenizer()
                 for term in SHOP_TERMS:
                     if len(term) > 1:
-                        jieba.add_word(term, freq=100_000)
-                _jieba_ready = True
+                        segmenter.add_word(term, freq=100_000)
+                _segmenter = segmenter
+    return _segmenter
 
 
 class Translator:
@@ -127,10 +129,10 @@ class Translator:
 
     def translate(self, text: str, vocabulary: Vocabulary | None = None) -> str:
         """``text`` with every run of Chinese characters in English words."""
-        _shop_words_for_jieba()
+        segmenter = _shop_segmenter()
 
         def run(m: re.Match[str]) -> str:
-            words = _jieba().lcut(m.group(0))
+            words = segmenter.lcut(m.group(0))
             return " " + " ".join(filter(None, (self._word(w, vocabulary) for w in words))) + " "
 
         return " ".join(_CJK_RUN_RE.sub(run, text).split())

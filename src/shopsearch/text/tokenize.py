@@ -32,7 +32,7 @@ import Stemmer
 
 from shopsearch.text.normalize import fold
 
-__all__ = ["ENGLISH_STOPWORDS", "Tokenizer", "TokenizerConfig"]
+__all__ = ["CJK_CHARS", "ENGLISH_STOPWORDS", "Tokenizer", "TokenizerConfig", "jieba_module"]
 
 # Lucene's English stop set plus common pronouns, auxiliaries and possessive/contraction
 # leftovers ("women's" -> "women", "s"). Negations ("no", "not", "nor", "without", "never",
@@ -47,11 +47,12 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     """.split()
 )
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
-_CJK_RUN_RE = re.compile(rf"([{_CJK}]+)")
+#: the CJK ideograph ranges, for a regular expression character class
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
+_CJK_RUN_RE = re.compile(rf"([{CJK_CHARS}]+)")
 # A word is a run of letters/digits (no "_", no CJK) and may continue with decimal groups
 # after a digit ("1.75", "1,000").
-_WORD_RE = re.compile(rf"[^\W_{_CJK}]+(?:(?<=[0-9])[.,][0-9]+)*")
+_WORD_RE = re.compile(rf"[^\W_{CJK_CHARS}]+(?:(?<=[0-9])[.,][0-9]+)*")
 # Latin script after casefolding: ASCII letters/digits, Latin-1 letters, Latin Extended-A/B
 # and Latin Extended Additional (Vietnamese).
 _LATIN_RE = re.compile(r"[0-9a-z\u00df-\u00f6\u00f8-\u024f\u1e00-\u1eff]+")
@@ -62,7 +63,7 @@ _jieba_lock = threading.Lock()
 _jieba_module: Any = None
 
 
-def _jieba() -> Any:
+def jieba_module() -> Any:
     """Import jieba once, silencing its dictionary-loading messages on stderr."""
     global _jieba_module
     if _jieba_module is None:
@@ -172,7 +173,7 @@ class Tokenizer:
             return list(run)
         words = self._segments.get(run)
         if words is None:
-            words = [w for w in _jieba().lcut_for_search(run) if w.strip()]
+            words = [w for w in jieba_module().lcut_for_search(run) if w.strip()]
             if len(self._segments) >= _CACHE_LIMIT:
                 self._segments.clear()
             self._segments[run] = words

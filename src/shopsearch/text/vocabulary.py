@@ -28,20 +28,24 @@ from pathlib import Path
 from shopsearch.catalog.schema import Product
 from shopsearch.text.normalize import key
 
-__all__ = ["Vocabulary", "brand_words", "product_words"]
+__all__ = ["Vocabulary", "brand_words", "product_words", "words"]
 
 FILE = "words.json"
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
 
 
-def product_words(product: Product) -> set[str]:
-    """The distinct words of a product's title, brand, colour and category."""
-    text = " ".join((product.title, product.brand, product.color, " ".join(product.category)))
+def words(text: str) -> set[str]:
+    """The distinct words of ``text`` a vocabulary counts (keys, 3+ letters, no digits)."""
     return set(_WORD_RE.findall(key(text)))
 
 
+def product_words(product: Product) -> set[str]:
+    """The distinct words of a product's title, brand, colour and category."""
+    return words(" ".join((product.title, product.brand, product.color, *product.category)))
+
+
 def brand_words(product: Product) -> set[str]:
-    return set(_WORD_RE.findall(key(product.brand)))
+    return words(product.brand)
 
 
 def _add(counts: dict[str, int], words: Iterable[str], step: int) -> None:
