@@ -684,3 +684,47 @@ def test_query_vectors_are_cached_without_changing_results(shared, encoder):
     for hits in (first, second):
         assert [h["id"] for h in hits] == [pid for pid, _ in expected]
         assert [h["scores"]["dense"] for h in hits] == pytest.approx([d for _, d in expected])
+
+
+def test_a_search_during_a_reload_asked_elsewhere_waits_for_the_new_index(fresh, encoder):
+    """Another worker asks for a reload (the shared marker grows) while this one is already
+    reloading: a search arriving meanwhile must wait for the new generation, not find the
+    process 'up to date' and answer from the old one (a race seen in CI)."""
+    from shopsearch.serve.shared import ReloadMarker
+    from shopsearch.serve.state import ServeState
+
+    index, _ = fresh
+    marker = ReloadMarker(index.parent / "reload-marker")
+    state = ServeState(index, encoder=encoder, reload_marker=marker)
+    opening, release = threading.Event(), threading.Event()
+    open_generation = state._open
+
+    def slow_open(*args, **kwargs):
+        opening.set()
+        assert release.wait(60)
+        return open_generation(*args, **kwargs)
+
+    try:
+        old = state.current
+        state._open = slow_open
+        marker.request()  # another process asked
+        reloading = threading.Thread(target=state.refresh)
+        reloading.start()
+        assert opening.wait(60)
+        seen: list = []
+
+        def search() -> None:
+            with state.lease() as generation:
+                seen.append((generation, state.reloads))
+
+        searching = threading.Thread(target=search)
+        searching.start()
+        searching.join(0.5)  # (the old code answered at once, from the old generation)
+        release.set()
+        reloading.join(60)
+        searching.join(60)
+        assert seen and seen[0][0] is not old and seen[0][1] == 1
+        assert state.reloads == 1  # and nobody reloaded twice
+    finally:
+        release.set()
+        state.close()

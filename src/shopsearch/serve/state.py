@@ -252,8 +252,10 @@ class ServeState:
                 return
             marker = self._marker.count() if self._marker else 0
             if marker != self._marker_seen:
-                self._marker_seen = marker
                 self._reload_logged("reload requested by another process")
+                # (only now: until the new generation is in place, other requests must
+                # not find this process up to date; they wait on the lock instead)
+                self._marker_seen = marker
                 return
             try:
                 self.current.pipeline.refresh()
@@ -286,12 +288,13 @@ class ServeState:
         swap it in; ask the other processes sharing the reload marker to do the same.
         In-flight requests finish on the old generation. Raises (keeping the old one) if the
         new one cannot be opened."""
-        if self._marker is not None:
-            self._marker.request()
-        with self._reload_lock:
-            if self._marker is not None:
-                self._marker_seen = self._marker.count()
-            return self._reload()
+        with self._reload_lock:  # (before asking: a refresh here must not reload too)
+            asked = self._marker.request() if self._marker is not None else 0
+            try:
+                return self._reload()
+            finally:
+                if self._marker is not None:
+                    self._marker_seen = asked
 
     def _reload_logged(self, why: str) -> None:
         try:
