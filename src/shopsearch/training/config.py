@@ -197,8 +197,12 @@ class DataConfig(_Section):
     # category path, plus the training queries read alone. Pairs whose text shows the path
     # carry no category label (the answer would be in the input).
     category_products: int = 0
+    # Graded judgments (numeric gains): a gain >= this is E (a bi-encoder positive), 0 is I,
+    # between is S. 0 = the class of the nearest ESCI gain (E 1.0, S 0.1, C 0.01, I 0).
+    exact_min_gain: float = 0.0
 
     def validate(self) -> None:
+        _check(self.exact_min_gain >= 0.0, "data.exact_min_gain must be >= 0")
         _check(self.category_depth >= 1, "data.category_depth must be >= 1")
         _check(self.category_products >= 0, "data.category_products must be >= 0")
         _check(self.min_category_count >= 1, "data.min_category_count must be >= 1")

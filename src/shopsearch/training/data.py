@@ -64,13 +64,24 @@ Search = Callable[[str, int], list[str]]
 Prior = Callable[[str, Sequence[str]], Sequence[float]]
 
 
-def relevance_class(judgment: Judgment) -> int:
+def relevance_class(judgment: Judgment, exact_min_gain: float = 0.0) -> int:
     """ESCI class id of a judgment; a numeric gain maps to the class of the nearest ESCI gain.
 
     Ties go to the more relevant class. ``0.5`` is nearest to S (0.1), ``2.0`` to E (1.0).
+    With ``exact_min_gain > 0`` (graded judgments such as Home Depot's 0..2, where most
+    judged pairs are relevant), a gain of at least that is E, a gain of 0 is I and anything
+    between is S: neither a positive nor a negative for the bi-encoder.
+
+    >>> graded = [Judgment("q", "p", g, None) for g in (2.0, 1.0, 0.0)]
+    >>> [relevance_class(j, exact_min_gain=1.67) for j in graded]
+    [0, 1, 3]
     """
     if judgment.label in ESCI_LABELS:
         return ESCI_LABELS.index(judgment.label)
+    if exact_min_gain > 0.0:
+        if judgment.gain >= exact_min_gain - 1e-9:
+            return 0
+        return IRRELEVANT if judgment.gain <= 0.0 else 1
     distances = [abs(judgment.gain - ESCI_GAINS[label]) for label in ESCI_LABELS]
     return distances.index(min(distances))
 
@@ -291,6 +302,7 @@ def build_pairs(
     *,
     depth: int | None = None,
     fields: Sequence[str] = ("title", "brand", "color", "category"),
+    exact_min_gain: float = 0.0,
 ) -> PairsReport:
     """One :class:`PairExample` per judgment whose product is in the catalog.
 
@@ -309,7 +321,7 @@ def build_pairs(
                 query=j.query,
                 product_id=j.product_id,
                 text=product_text(product, fields),
-                relevance=relevance_class(j),
+                relevance=relevance_class(j, exact_min_gain),
                 category=_category_id(product, vocab, depth),
                 gain=j.gain,
             )
@@ -552,7 +564,13 @@ def prepare(
             test_fraction=cfg.test_fraction,
             seed=config.seed,
         )
-    report = build_pairs(judgments, products_by_id, vocab, fields=cfg.product_fields)
+    report = build_pairs(
+        judgments,
+        products_by_id,
+        vocab,
+        fields=cfg.product_fields,
+        exact_min_gain=cfg.exact_min_gain,
+    )
     shows_category = "category" in cfg.product_fields
     parts: dict[str, list[PairExample]] = {"train": [], "validation": [], "test": []}
     for pair in report.pairs:
