@@ -49,7 +49,7 @@ def reranked(tmp_path_factory, tiny_index_dir, reranker_run, encoder):
 
 
 def test_refresh_enables_the_rerank_pipeline_as_default(reranked):
-    assert reranked.pipelines == ("bm25", "dense", "hybrid", "rerank")
+    assert reranked.pipelines == ("bm25", "dense", "hybrid", "rrf", "rerank")
     assert reranked.default_pipeline == "rerank"
     assert len(reranked) == 50
 

@@ -33,6 +33,9 @@ class FusionConfig:
     weights: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
     rrf_k: int = DEFAULT_RRF_K
     candidates: int = 100  # rows taken from each retriever before fusion
+    # Fuse with the learned model of DIR/fusion where `shopsearch fusion train` installed
+    # one (it does only when the model beats RRF and each retriever on validation queries).
+    learned: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -131,7 +134,7 @@ class MultilingualConfig:
 
 
 #: Names of the built-in pipelines: a configured pipeline cannot take one.
-BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rerank", "personal", "multilingual")
+BUILTIN_PIPELINES = ("bm25", "dense", "hybrid", "rrf", "rerank", "personal", "multilingual")
 
 
 @dataclass(frozen=True)

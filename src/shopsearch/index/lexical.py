@@ -240,6 +240,47 @@ class BM25Index:
             out &= has
         return out
 
+    def term_coverage(
+        self, query: str, rows: np.ndarray | Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``rows``: the share of the query's distinct terms it contains (in any
+        field), and that share weighted by each term's idf (rare words count more). Both 0
+        when the query has no term.
+
+        >>> index = BM25Index()
+        >>> index.add([{"title": "red mug"}, {"title": "blue mug"}, {"title": "red hat"}])
+        array([0, 1, 2])
+        >>> share, weighted = index.term_coverage("red mug", [0, 1])
+        >>> share.tolist()
+        [1.0, 0.5]
+        """
+        snap = self._read()
+        idx = self._check_rows(rows, snap.n_rows)
+        terms = self.query_terms(query)
+        share = np.zeros(idx.shape[0], dtype=np.float32)
+        weighted = np.zeros(idx.shape[0], dtype=np.float32)
+        if not terms:
+            return share, weighted
+        n = max(snap.n_live, 1)
+        total_idf = 0.0
+        for term in terms:
+            col = snap.vocab.get(term)
+            has = np.zeros(idx.shape[0], dtype=bool)
+            df = 0
+            for m in snap.matrices:
+                if col is None or col >= m.shape[1]:
+                    continue
+                posting = m.indices[m.indptr[col] : m.indptr[col + 1]]
+                df = max(df, posting.shape[0])
+                has |= np.isin(idx, posting)
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            total_idf += idf
+            share += has
+            weighted += idf * has
+        share /= len(terms)
+        weighted /= total_idf if total_idf > 0 else 1.0
+        return share, weighted
+
     def field_scores(self, query: str, rows: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
         """Per-field weighted contributions for ``rows``; they sum to ``scores(query, rows)``."""
         snap = self._read()

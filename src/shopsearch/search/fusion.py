@@ -1,24 +1,30 @@
 """Fusion: one ranked list of hits from the retrievers' runs.
 
 Every candidate gets every retriever's score (``hit.scores["bm25"]``, ``["dense"]``), then
-a fused score (``["fused"]``): reciprocal-rank fusion or a min-max weighted sum
-(:mod:`shopsearch.index.fusion`). With a single retriever there is nothing to fuse
+a fused score (``["fused"]``): reciprocal-rank fusion, a min-max weighted sum
+(:mod:`shopsearch.index.fusion`), or a learned model over the candidates' features
+(:class:`LearnedFusion`). With a single retriever there is nothing to fuse
 (:class:`SingleRun`): hits carry that retriever's score. Ties keep the lower row first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from shopsearch.index.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_sum
+from shopsearch.search.fusion_features import fusion_features
 from shopsearch.search.retrievers import Retriever, Run
 from shopsearch.search.state import QueryState
 from shopsearch.search.types import Hit
 
-__all__ = ["Fusion", "IndexFusion", "RRFFusion", "SingleRun", "WeightedFusion"]
+if TYPE_CHECKING:
+    from shopsearch.search.fusion_model import FusionModel
+    from shopsearch.search.models import StageModels
+
+__all__ = ["Fusion", "IndexFusion", "LearnedFusion", "RRFFusion", "SingleRun", "WeightedFusion"]
 
 
 class Fusion(Protocol):
@@ -122,16 +128,39 @@ class WeightedFusion(_ScoreFusion):
         return weighted_sum(components, self.weights)
 
 
+class LearnedFusion(_ScoreFusion):
+    """A learned model over every candidate's :func:`~.fusion_features.fusion_features`
+    (``shopsearch fusion train``); ``model()`` returns it (loaded once, by the caller)."""
+
+    name = "learned"
+
+    def __init__(self, model: Callable[[], FusionModel]) -> None:
+        self.model = model
+
+    def combine(self, state, retrievers, components) -> dict[int, float]:  # noqa: ANN001
+        names = [r.name for r in retrievers]
+        rows = list(components[names[0]])
+        aligned = {name: list(components[name].values()) for name in names}
+        scores = self.model().predict(fusion_features(state, rows, aligned))
+        return dict(zip(rows, scores.tolist(), strict=True))
+
+
 class IndexFusion:
     """The fusion the index's configuration names (``fusion.method``, weights, RRF k),
-    read from the snapshot the search runs on."""
+    read from the snapshot the search runs on; the learned model instead where one is
+    installed (``DIR/fusion``) and ``fusion.learned`` is on."""
 
     name = "fuse"
+
+    def __init__(self, models: StageModels | None = None) -> None:
+        self.models = models
 
     def fuse(self, state, retrievers, rows, runs) -> list[Hit]:  # noqa: ANN001
         config = state.snapshot.config.fusion
         fusion: _ScoreFusion
-        if config.method == "rrf":
+        if config.learned and self.models is not None and self.models.has_fusion_model:
+            fusion = LearnedFusion(self.models.fusion_model)
+        elif config.method == "rrf":
             fusion = RRFFusion(config.rrf_k, config.weights)
         else:
             fusion = WeightedFusion(config.weights)

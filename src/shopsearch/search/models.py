@@ -44,6 +44,7 @@ class StageModels:
         self._reranker: tuple[Any, tuple[str, ...]] | None = None
         self.reranker_choice: Any = None  # its BackendChoice, once loaded
         self._context: Any = None
+        self._fusion: Any = None
         self._events: Any = None
         self._lock = threading.RLock()  # each model is loaded once
 
@@ -73,6 +74,23 @@ class StageModels:
                     self.reranker_choice = choice
                     self._reranker = (reranker, fields)
         return self._reranker
+
+    # learned fusion
+    @property
+    def has_fusion_model(self) -> bool:
+        from shopsearch.search.fusion_model import FUSION_DIR, MODEL_FILE
+
+        return (self.path / FUSION_DIR / MODEL_FILE).is_file()
+
+    def fusion_model(self) -> Any:
+        """The learned fusion model of ``DIR/fusion`` (loaded once per generation)."""
+        if self._fusion is None:
+            with self._lock:
+                if self._fusion is None:
+                    from shopsearch.search.fusion_model import FUSION_DIR, FusionModel
+
+                    self._fusion = FusionModel.load(self.path / FUSION_DIR)
+        return self._fusion
 
     # the personal stage
     @property

@@ -15,7 +15,14 @@ import numpy as np
 
 from shopsearch.errors import InvalidQueryError
 from shopsearch.index.config import IndexConfig
-from shopsearch.search.fusion import Fusion, IndexFusion, RRFFusion, SingleRun, WeightedFusion
+from shopsearch.search.fusion import (
+    Fusion,
+    IndexFusion,
+    LearnedFusion,
+    RRFFusion,
+    SingleRun,
+    WeightedFusion,
+)
 from shopsearch.search.models import StageModels
 from shopsearch.search.rerankers import CrossEncoderStage, PersonalStage, SecondStage
 from shopsearch.search.retrievers import RETRIEVERS
@@ -33,11 +40,12 @@ REQUIREMENTS = {
     "(a `shopsearch train` run)",
     "personal": "a learning-to-rank model: shopsearch context train DIR",
     "mdense": "multilingual vectors: shopsearch refresh DIR --set multilingual.enabled=true",
+    "learned": "a learned fusion model: shopsearch fusion train DIR --judgments FILE",
 }
 PERSONAL_TOP = 50
 
 
-def _fusion(step: Step | None) -> Fusion:
+def _fusion(step: Step | None, models: StageModels) -> Fusion:
     if step is None:
         return SingleRun()
     weights = {k: float(v) for k, v in step.args.items() if k != "k"}
@@ -45,7 +53,9 @@ def _fusion(step: Step | None) -> Fusion:
         return RRFFusion(int(step.args.get("k", 60)), weights)
     if step.name == "weighted":
         return WeightedFusion(weights)
-    return IndexFusion()
+    if step.name == "learned":
+        return LearnedFusion(models.fusion_model)
+    return IndexFusion(models)
 
 
 def _stage(step: Step, models: StageModels, config: IndexConfig) -> SecondStage:
@@ -66,7 +76,7 @@ class StagedPipeline:
         self.models = models
         self.config = config
         self.retrievers = [RETRIEVERS[name]() for name in spec.retrievers]
-        self.fusion = _fusion(spec.fusion)
+        self.fusion = _fusion(spec.fusion, models)
         self.stages = [_stage(step, models, config) for step in spec.stages]
         self.rules = ResultRules(config.analysis, models.documents)
 
@@ -83,6 +93,9 @@ class StagedPipeline:
         """What this index lacks to run the pipeline (``None``: nothing)."""
         if "mdense" in self.spec.retrievers and not self.config.multilingual.enabled:
             return REQUIREMENTS["mdense"]
+        fusion = self.spec.fusion
+        if fusion is not None and fusion.name == "learned" and not self.models.has_fusion_model:
+            return REQUIREMENTS["learned"]
         for stage in self.stages:
             if stage.name == "cross_encoder" and not self.models.has_reranker:
                 return REQUIREMENTS["cross_encoder"]
@@ -98,7 +111,13 @@ class StagedPipeline:
         fusion = self.spec.fusion
         if fusion is not None:
             steps[-1] += f" ({self.config.fusion.candidates} each)"
-            if fusion.name == "fuse":  # the index's fusion settings
+            if (
+                fusion.name == "fuse"
+                and self.config.fusion.learned
+                and self.models.has_fusion_model
+            ):
+                steps.append("learned")
+            elif fusion.name == "fuse":  # the index's fusion settings
                 settings = self.config.fusion
                 args = f"k={settings.rrf_k}" if settings.method == "rrf" else ""
                 weights = ", ".join(f"{k}={v:g}" for k, v in settings.weights.items())
@@ -124,6 +143,15 @@ class StagedPipeline:
             head = stage.head(k, len(hits))
             hits = stage.rerank(state, hits[:head]) + hits[head:]
         return hits[:k], rows
+
+    def fusion_inputs(self, state: QueryState) -> tuple[list[int], dict[str, list[float]]]:
+        """Every candidate row the retrievers find (as :meth:`search` takes them) and each
+        retriever's score of each: what learned fusion reads (training data)."""
+        pool = state.snapshot.config.fusion.candidates
+        runs = {r.name: r.retrieve(state, pool) for r in self.retrievers}
+        rows = sorted(set().union(*runs.values()))
+        row_array = np.asarray(rows, dtype=np.int64)
+        return rows, {r.name: r.score(state, row_array).tolist() for r in self.retrievers}
 
     def rank(self, state: QueryState, product_ids: Sequence[str]) -> list[Hit]:
         """The given products (unknown ids left out) in this pipeline's order."""

@@ -6,7 +6,8 @@ The first step names the retrievers (``bm25``, ``dense``, ``mdense``: the multil
 dense retriever of an index with ``multilingual.enabled``; joined by ``+``) or a built-in
 pipeline to extend (``hybrid -> personal(top=100)``); with several retrievers a fusion step
 follows (``fuse``: the index's ``fusion`` settings; ``rrf(k=60, bm25=1, dense=1)``;
-``weighted(bm25=0.3, dense=0.7)``), by default ``fuse``; then second stages in order
+``weighted(bm25=0.3, dense=0.7)``; ``learned``: the model of ``shopsearch fusion train``),
+by default ``fuse`` (the learned model where one is installed); then second stages in order
 (``cross_encoder(top=N)``: N defaults to ``reranker.k``; ``personal(top=N)``: N defaults to
 50). Query analysis runs before and result shaping (documents, explanations, facets) after
 every pipeline.
@@ -31,6 +32,7 @@ FUSIONS = {
     "fuse": (),
     "rrf": ("k", "bm25", "dense", "mdense"),
     "weighted": ("bm25", "dense", "mdense"),
+    "learned": (),
 }
 SECOND_STAGES = {"cross_encoder": ("top",), "personal": ("top", "at_least_k")}
 
@@ -38,7 +40,10 @@ SECOND_STAGES = {"cross_encoder": ("top",), "personal": ("top", "at_least_k")}
 BUILTIN: dict[str, str] = {
     "bm25": "bm25",
     "dense": "dense",
+    # fuse: the learned fusion model where `shopsearch fusion train` installed one, else
+    # the index's fusion settings (RRF by default); rrf: always equal-weight RRF
     "hybrid": "bm25 + dense -> fuse",
+    "rrf": "bm25 + dense -> rrf",
     "rerank": "hybrid -> cross_encoder",
     # at least the k results returned are re-ordered (50, or k when larger), as always
     "personal": "hybrid -> personal(top=50, at_least_k=true)",

@@ -38,6 +38,8 @@ def test_a_composition_extends_a_built_in():
     assert explicit.stages == (Step("personal"),)
     assert parse("y", "dense -> cross_encoder").fusion is None  # one retriever: no fusion
     assert parse("z", "bm25 + dense").fusion == Step("fuse")  # fusion by default
+    assert parse("l", "bm25 + dense -> learned").fusion == Step("learned")
+    assert parse("rrf", BUILTIN["rrf"]).fusion == Step("rrf")  # equal weights, always
 
 
 @pytest.mark.parametrize(
