@@ -35,7 +35,16 @@ def composed(tmp_path_factory, tiny_index_dir, encoder):
 
 def test_the_composed_pipeline_is_listed_with_its_stages(composed):
     pipeline, _ = composed
-    assert pipeline.pipelines == ("bm25", "dense", "hybrid", "rrf", "rerank", "personal", "rp", "ce8")
+    assert pipeline.pipelines == (
+        "bm25",
+        "dense",
+        "hybrid",
+        "rrf",
+        "rerank",
+        "personal",
+        "rp",
+        "ce8",
+    )
     assert pipeline.default_pipeline == "rp"
     described = pipeline.describe_pipelines()["rp"]
     assert described["available"] and described["definition"] == RP

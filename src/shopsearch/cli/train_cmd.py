@@ -140,22 +140,39 @@ def _write_cross_encoder_report(args, config, data, products, judgments, result)
 
 def run_train(args: argparse.Namespace) -> int:
     from shopsearch.training.config import TrainConfig
-    from shopsearch.training.data import load_sources, prepare
+    from shopsearch.training.data import load_mixture, prepare_mixture
 
     started = time.perf_counter()
     config = TrainConfig.load(args.config).with_overrides(key_values(args.set, "--set"))
-    products, judgments = load_sources(config.data)
-    search = None
+    sources = load_mixture(config)
+    if args.index is not None and len(sources) > 1:
+        raise IndexNotFoundError(
+            "--index mines negatives from one catalog: a mixture of sources mines each "
+            "source's with an in-memory BM25 instead (leave --index out)"
+        )
+    products = [p for s in sources for p in s.products]
+    judgments = [j for s in sources for j in s.judgments]
+    searches = {}
     if config.data.hard_negatives > 0:
-        search, source = _negatives_search(args, products, config.data.negatives_from)
-        stderr.print(f"mining {config.data.hard_negatives} hard negatives per query with {source}")
+        for source in sources:
+            searches[source.name], how = _negatives_search(
+                args, source.products, config.data.negatives_from
+            )
+            stderr.print(
+                f"{source.name}: mining {config.data.hard_negatives} hard negatives per query "
+                f"with {how}"
+            )
     prior = None
     if config.task == "cross-encoder" and config.model.prior_weight > 0.0:
-        prior, source = _dense_prior(args, products)
-        stderr.print(f"prior: dense similarity from {source}")
-    data = prepare(config, products=products, judgments=judgments, search=search, prior=prior)
+        prior, how = _dense_prior(args, products)
+        stderr.print(f"prior: dense similarity from {how}")
+    data, per_source = prepare_mixture(config, sources, searches=searches, prior=prior)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "split.json").write_text(json.dumps(data.split.to_dict(), indent=2))
+    if len(per_source) > 1:
+        (args.out / "sources.json").write_text(json.dumps(per_source, indent=2))
+        for name, summary in per_source.items():
+            stderr.print(f"{name}: {summary}")
     stderr.print(f"training data: {data.summary()}")
     progress = RichProgress()
     if config.task == "cross-encoder":

@@ -174,13 +174,18 @@ def expected_gain(relevance_logits: torch.Tensor, gains: Sequence[float]) -> tor
 
 
 def pairwise_rank_loss(
-    scores: torch.Tensor, gains: torch.Tensor, groups: torch.Tensor, temperature: float
+    scores: torch.Tensor,
+    gains: torch.Tensor,
+    groups: torch.Tensor,
+    temperature: float,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """RankNet-style loss over the pairs of one group (query) whose gains differ.
 
     For rows i, j of the same group (``groups >= 0``) with ``gains[i] > gains[j]``, the loss
     is ``softplus(-(s_i - s_j) / temperature)`` weighted by ``gains[i] - gains[j]``
-    (a miss of E vs I costs more than S vs C); the weighted mean over such pairs.
+    (a miss of E vs I costs more than S vs C) and by the rows' ``weights`` (a query is
+    one source's: its rows share the weight); the weighted mean over such pairs.
     ``None`` when the batch holds no such pair.
     """
     scores = scores.float()
@@ -188,20 +193,30 @@ def pairwise_rank_loss(
     groups = groups.to(scores.device)
     same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
     weight = (gains[:, None] - gains[None, :]).clamp(min=0.0) * same
+    if weights is not None:
+        weight = weight * weights.to(scores.device).float()[:, None]
     if not bool((weight > 0).any()):
         return None
     margin = (scores[:, None] - scores[None, :]) / temperature
     return (F.softplus(-margin) * weight).sum() / weight.sum()
 
 
-def _masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """Mean cross-entropy over labelled rows; ``None`` when no row carries a label."""
+def _masked_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor | None, weights: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """Mean cross-entropy over labelled rows (weighted by ``weights``); ``None`` when no
+    row carries a label."""
     if labels is None:
         return None
     labels = labels.to(logits.device)
-    if not bool((labels != IGNORE_INDEX).any()):
+    labelled = labels != IGNORE_INDEX
+    if not bool(labelled.any()):
         return None
-    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+    if weights is None:
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+    losses = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    w = weights.to(logits.device).float() * labelled
+    return (losses * w).sum() / w.sum()
 
 
 def multitask_loss(
@@ -209,13 +224,15 @@ def multitask_loss(
     relevance: torch.Tensor | None,
     category: torch.Tensor | None,
     alpha: float,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``alpha * L_cls + (1 - alpha) * L_match`` and its parts ``{"match", "cls"}``.
 
     Each part is the cross-entropy over the rows that carry that label (``IGNORE_INDEX`` or a
     ``None`` tensor marks none); a task with no label in the batch contributes 0. A task whose
     weight is 0 is not computed, so ``alpha=0`` needs no category labels and ``alpha=1`` no
-    relevance labels. The parts are detached (for logging).
+    relevance labels. ``weights`` weighs the rows (a mixture's source weights). The parts
+    are detached (for logging).
     """
     if not 0.0 <= alpha <= 1.0:
         raise InvalidQueryError(f"alpha must be in [0, 1], got {alpha}")
@@ -227,7 +244,7 @@ def multitask_loss(
         ("cls", alpha, outputs["category_logits"], category),
     )
     for name, weight, logits, labels in weighted:
-        loss = _masked_cross_entropy(logits, labels) if weight > 0.0 else None
+        loss = _masked_cross_entropy(logits, labels, weights) if weight > 0.0 else None
         if loss is None:
             parts[name] = torch.zeros((), device=logits.device)
             continue

@@ -84,6 +84,7 @@ class Triple:
     positive_id: str
     negative: str | None = None  # product text of an I-labelled or mined product
     negative_id: str | None = None
+    weight: float = 1.0  # the positive's example weight (its source's, in a mixture)
 
 
 def _by_query(examples: Sequence[PairExample]) -> dict[str, tuple[list[PairExample], ...]]:
@@ -126,6 +127,7 @@ def build_triples(examples: Sequence[PairExample], seed: int, epoch: int = 0) ->
                     positive_id=pos.product_id,
                     negative=neg.text if neg else None,
                     negative_id=neg.product_id if neg else None,
+                    weight=pos.weight,
                 )
             )
     return triples
@@ -206,6 +208,7 @@ def multiple_negatives_ranking_loss(
     *,
     scale: float = DEFAULT_SCALE,
     exclude: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of each query over all candidates, its own positive being the target.
 
@@ -214,6 +217,7 @@ def multiple_negatives_ranking_loss(
     sentence-transformers' MultipleNegativesRankingLoss does. ``exclude`` (``B x (B + M)``
     bool) drops candidates that are not negatives of a row (e.g. another row's product that
     this row's query also judged relevant); it must leave each row's target in.
+    ``weights`` (``B``): each row's share of the mean (its source's weight in a mixture).
     """
     q = F.normalize(queries, dim=-1)
     candidates = positives if negatives is None else torch.cat([positives, negatives])
@@ -221,7 +225,11 @@ def multiple_negatives_ranking_loss(
     if exclude is not None:
         scores = scores.masked_fill(exclude, float("-inf"))
     target = torch.arange(q.size(0), device=q.device)
-    return F.cross_entropy(scores, target)
+    if weights is None:
+        return F.cross_entropy(scores, target)
+    losses = F.cross_entropy(scores, target, reduction="none")
+    weights = weights.to(losses.device, losses.dtype)
+    return (losses * weights).sum() / weights.sum()
 
 
 def _exclusions(
@@ -446,6 +454,11 @@ class _BiEncoderTask(TrainingTask):
             candidates[: len(batch)].float(),
             candidates[len(batch) :].float() if with_negative else None,
             exclude=None if exclude is None else exclude.to(self.device),
+            weights=(
+                torch.tensor([t.weight for t in batch])
+                if any(t.weight != 1.0 for t in batch)
+                else None
+            ),
         )
         return loss, {}
 

@@ -40,6 +40,7 @@ __all__ = [
     "LoraConfig",
     "ModelConfig",
     "OptimConfig",
+    "SourceConfig",
     "TrainConfig",
     "parse_freeze",
 ]
@@ -200,9 +201,11 @@ class DataConfig(_Section):
     # Graded judgments (numeric gains): a gain >= this is E (a bi-encoder positive), 0 is I,
     # between is S. 0 = the class of the nearest ESCI gain (E 1.0, S 0.1, C 0.01, I 0).
     exact_min_gain: float = 0.0
+    max_train_queries: int = 0  # a seeded sample of the training queries (0 = all)
 
     def validate(self) -> None:
         _check(self.exact_min_gain >= 0.0, "data.exact_min_gain must be >= 0")
+        _check(self.max_train_queries >= 0, "data.max_train_queries must be >= 0")
         _check(self.category_depth >= 1, "data.category_depth must be >= 1")
         _check(self.category_products >= 0, "data.category_products must be >= 0")
         _check(self.min_category_count >= 1, "data.min_category_count must be >= 1")
@@ -231,6 +234,35 @@ class DataConfig(_Section):
             f"data.product_fields must be a non-empty subset of {', '.join(PRODUCT_FIELDS)}, "
             f"got {list(self.product_fields)}",
         )
+
+
+@dataclass(frozen=True)
+class SourceConfig(_Section):
+    """One source of a training mixture (a ``[[sources]]`` table): judgments over a catalog.
+
+    ``weight`` multiplies the training loss of the source's examples (2.0 counts each of
+    its pairs twice as much as a source at 1.0); ``max_train_queries`` keeps a seeded
+    sample of its training queries (0 = all); ``exact_min_gain`` as in ``[data]``.
+    With several sources, product ids are prefixed with the source's name.
+    """
+
+    section: ClassVar[str] = "sources"
+
+    name: str = ""
+    catalog: str = ""
+    judgments: str = ""
+    weight: float = 1.0
+    exact_min_gain: float = 0.0
+    max_train_queries: int = 0
+
+    def validate(self) -> None:
+        _check(
+            bool(re.match(r"^[a-z0-9][a-z0-9_-]*$", self.name)),
+            f"sources.name must be lowercase letters, digits, '_' or '-', got {self.name!r}",
+        )
+        _check(self.weight > 0.0, f"sources.weight must be > 0, got {self.weight}")
+        _check(self.exact_min_gain >= 0.0, "sources.exact_min_gain must be >= 0")
+        _check(self.max_train_queries >= 0, "sources.max_train_queries must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -380,8 +412,18 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    #: A mixture of judgment sources ([[sources]] tables); empty: data.catalog/judgments.
+    sources: tuple[SourceConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sources, list | tuple):
+            raise InvalidQueryError(f"sources must be a list of tables, got {self.sources!r}")
+        sources = tuple(
+            s if isinstance(s, SourceConfig) else SourceConfig.from_dict(s) for s in self.sources
+        )
+        names = [s.name for s in sources]
+        _check(len(set(names)) == len(names), f"sources: names must differ, got {names}")
+        object.__setattr__(self, "sources", sources)
         types = {f.name: f.type for f in fields(self)}
         for name in _SCALARS:
             object.__setattr__(self, name, _coerce(name, types[name], getattr(self, name)))
@@ -399,6 +441,7 @@ class TrainConfig:
             "format_version": FORMAT_VERSION,
             **{name: getattr(self, name) for name in _SCALARS},
             **{name: getattr(self, name).to_dict() for name in _SECTIONS},
+            **({"sources": [s.to_dict() for s in self.sources]} if self.sources else {}),
         }
 
     @classmethod
@@ -412,7 +455,7 @@ class TrainConfig:
             f"training config format_version {version!r} is not supported "
             f"(expected {FORMAT_VERSION})",
         )
-        known = (*_SCALARS, *_SECTIONS)
+        known = (*_SCALARS, *_SECTIONS, "sources")
         for key in data:
             if key not in known:
                 raise InvalidQueryError(
@@ -422,7 +465,7 @@ class TrainConfig:
             name: _SECTIONS[name].from_dict(data[name]) for name in _SECTIONS if name in data
         }
         scalars = {name: data[name] for name in _SCALARS if name in data}
-        return cls(**scalars, **sections)
+        return cls(**scalars, **sections, sources=data.get("sources", ()))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -459,6 +502,14 @@ class TrainConfig:
         types = {f.name: f.type for f in fields(self)}
         for dotted, raw in overrides.items():
             section, _, key = dotted.partition(".")
+            if section == "sources":  # sources.NAME.KEY=VALUE
+                name, _, key = key.partition(".")
+                matches = [s for s in data.get("sources", []) if s["name"] == name]
+                known = {f.name: f.type for f in fields(SourceConfig)}
+                if not matches or key not in known:
+                    raise InvalidQueryError(f"unknown training config key {dotted!r}")
+                matches[0][key] = _parse_value(raw, known[key])
+                continue
             if not key and section in _SCALARS:
                 data[section] = _parse_value(raw, types[section])
                 continue

@@ -37,6 +37,7 @@ __all__ = [
     "PairExample",
     "PairsReport",
     "QuerySplit",
+    "SourceData",
     "EncoderPrior",
     "TrainingData",
     "attach_priors",
@@ -44,9 +45,11 @@ __all__ = [
     "category_examples",
     "category_key",
     "kfold_by_query",
+    "load_mixture",
     "load_sources",
     "mine_hard_negatives",
     "prepare",
+    "prepare_mixture",
     "product_text",
     "query_category_labels",
     "relevance_class",
@@ -155,7 +158,7 @@ class PairExample:
     the product has no category; ``gain`` is the judged gain (0.0 for mined negatives);
     ``mined`` marks hard negatives taken from retrieval (unjudged, assumed irrelevant);
     ``prior`` is the zero-shot dense similarity standardized over the query's examples
-    (0.0 until :func:`attach_priors`).
+    (0.0 until :func:`attach_priors`); ``weight`` multiplies its training loss.
     """
 
     query: str
@@ -166,6 +169,7 @@ class PairExample:
     gain: float
     mined: bool = False
     prior: float = 0.0
+    weight: float = 1.0  # multiplies its loss (the weight of its source in a mixture)
 
 
 @dataclass(frozen=True)
@@ -534,6 +538,7 @@ def prepare(
     judgments: Sequence[Judgment],
     search: Search | None = None,
     prior: Prior | None = None,
+    vocab: CategoryVocab | None = None,
 ) -> TrainingData:
     """Split queries, build pairs, and mine hard negatives for training queries.
 
@@ -547,7 +552,8 @@ def prepare(
     cfg = config.data
     catalog = list(products)
     products_by_id = {p.id: p for p in catalog}
-    vocab = CategoryVocab.build(catalog, cfg.category_depth, cfg.min_category_count)
+    if vocab is None:
+        vocab = CategoryVocab.build(catalog, cfg.category_depth, cfg.min_category_count)
     queries = list(dict.fromkeys(j.query for j in judgments))
     if cfg.folds > 1:
         split = kfold_by_query(
@@ -564,6 +570,11 @@ def prepare(
             test_fraction=cfg.test_fraction,
             seed=config.seed,
         )
+    if 0 < cfg.max_train_queries < len(split.train):
+        kept = set(_shuffled(split.train, config.seed)[: cfg.max_train_queries])
+        train_queries = tuple(q for q in split.train if q in kept)
+        split = QuerySplit(train_queries, split.validation, split.test)
+        judgments = [j for j in judgments if split.part_of(j.query) is not None]
     report = build_pairs(
         judgments,
         products_by_id,
@@ -577,8 +588,8 @@ def prepare(
         if shows_category:
             pair = dataclasses.replace(pair, category=None)
         part = split.part_of(pair.query)
-        assert part is not None  # every judged query is in the split
-        parts[part].append(pair)
+        if part is not None:  # (None: a training query left out by max_train_queries)
+            parts[part].append(pair)
 
     if search is not None and cfg.hard_negatives > 0:
         judged: dict[str, set[str]] = {}
@@ -634,3 +645,138 @@ def prepare(
         query_categories=query_categories,
         missing=report.missing,
     )
+
+
+# --------------------------------------------------------------------------- mixtures
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """One source of a training mixture, loaded: its catalog and judgments, product ids
+    prefixed with ``name:`` when the mixture has several sources."""
+
+    name: str
+    products: list[Product]
+    judgments: list[Judgment]
+    weight: float = 1.0
+    exact_min_gain: float = 0.0
+    max_train_queries: int = 0
+
+
+def load_mixture(config: TrainConfig) -> list[SourceData]:
+    """The sources a config names: its ``[[sources]]``, else ``data.catalog`` and
+    ``data.judgments`` as one source (the bundled ESCI-US sample when empty)."""
+    from shopsearch.catalog.loaders import load_catalog
+    from shopsearch.datasets import esci_us_judgments, esci_us_products
+    from shopsearch.evaluation.judgments import load_judgments
+
+    if not config.sources:
+        products, judgments = load_sources(config.data)
+        data = config.data
+        return [
+            SourceData(
+                "main", products, judgments, 1.0, data.exact_min_gain, data.max_train_queries
+            )
+        ]
+    loaded = []
+    prefix = len(config.sources) > 1
+    for source in config.sources:
+        catalog = source.catalog or esci_us_products()
+        products = list(load_catalog(catalog).products)
+        judgments = load_judgments(source.judgments or esci_us_judgments())
+        if prefix:
+            products = [dataclasses.replace(p, id=f"{source.name}:{p.id}") for p in products]
+            judgments = [
+                dataclasses.replace(j, product_id=f"{source.name}:{j.product_id}")
+                for j in judgments
+            ]
+        loaded.append(
+            SourceData(
+                source.name,
+                products,
+                judgments,
+                source.weight,
+                source.exact_min_gain,
+                source.max_train_queries,
+            )
+        )
+    return loaded
+
+
+def prepare_mixture(
+    config: TrainConfig,
+    sources: Sequence[SourceData],
+    *,
+    searches: Mapping[str, Search] | None = None,
+    prior: Prior | None = None,
+) -> tuple[TrainingData, dict[str, dict[str, int]]]:
+    """:func:`prepare` each source (its own query split, its own negatives from
+    ``searches[name]``), then merge: one category vocabulary over every catalog, each
+    training example weighted by its source. A query string judged in several sources
+    stays in the part the first source gave it; its examples in another part of a later
+    source are left out and counted (``"dropped_shared_queries"``). Returns the data and a
+    summary per source."""
+    if len(sources) == 1 and sources[0].weight == 1.0:
+        (only,) = sources
+        data = prepare(
+            _for_source(config, only),
+            products=only.products,
+            judgments=only.judgments,
+            search=(searches or {}).get(only.name),
+            prior=prior,
+        )
+        return data, {only.name: data.summary()}
+    everything = [p for s in sources for p in s.products]
+    vocab = CategoryVocab.build(
+        everything, config.data.category_depth, config.data.min_category_count
+    )
+    parts: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    assigned: dict[str, str] = {}
+    examples: dict[str, list[PairExample]] = {"train": [], "validation": [], "test": []}
+    query_categories: dict[str, int] = {}
+    summaries: dict[str, dict[str, int]] = {}
+    missing = 0
+    for source in sources:
+        data = prepare(
+            _for_source(config, source),
+            products=source.products,
+            judgments=source.judgments,
+            search=(searches or {}).get(source.name),
+            prior=prior,
+            vocab=vocab,
+        )
+        dropped = 0
+        for part in ("train", "validation", "test"):
+            for query in getattr(data.split, part):
+                if assigned.setdefault(query, part) == part and query not in parts[part]:
+                    parts[part].append(query)
+            for ex in getattr(data, part):
+                if ex.query and assigned.get(ex.query) != part:
+                    dropped += 1
+                    continue
+                if part == "train" and source.weight != 1.0:
+                    ex = dataclasses.replace(ex, weight=source.weight)
+                examples[part].append(ex)
+        for query, category in data.query_categories.items():
+            query_categories.setdefault(query, category)
+        missing += data.missing
+        summaries[source.name] = {**data.summary(), "dropped_shared_queries": dropped}
+    merged = TrainingData(
+        split=QuerySplit(tuple(parts["train"]), tuple(parts["validation"]), tuple(parts["test"])),
+        vocab=vocab,
+        train=examples["train"],
+        validation=examples["validation"],
+        test=examples["test"],
+        query_categories=query_categories,
+        missing=missing,
+    )
+    return merged, summaries
+
+
+def _for_source(config: TrainConfig, source: SourceData) -> TrainConfig:
+    data = dataclasses.replace(
+        config.data,
+        exact_min_gain=source.exact_min_gain,
+        max_train_queries=source.max_train_queries,
+    )
+    return dataclasses.replace(config, data=data)

@@ -42,6 +42,7 @@ class PairCollate:
         batch["category"] = label_tensor([ex.category for ex in examples])
         batch["gain"] = torch.tensor([ex.gain for ex in examples], dtype=torch.float32)
         batch["prior"] = torch.tensor([ex.prior for ex in examples], dtype=torch.float32)
+        batch["weight"] = torch.tensor([ex.weight for ex in examples], dtype=torch.float32)
         groups: dict[str, int] = {}
         batch["group"] = torch.tensor(
             [groups.setdefault(ex.query, len(groups)) if ex.query else -1 for ex in examples],

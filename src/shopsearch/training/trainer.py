@@ -280,13 +280,16 @@ class _CrossEncoderTask(TrainingTask):
         batch = _to_device(batch, self.reranker.device)
         with self.autocast():
             outputs = _forward(self.model, batch)
-        loss, parts = multitask_loss(outputs, batch["relevance"], batch["category"], alpha)
+        weights = batch.get("weight")
+        if weights is not None and bool((weights == 1.0).all()):
+            weights = None  # (unweighted: the plain mean)
+        loss, parts = multitask_loss(outputs, batch["relevance"], batch["category"], alpha, weights)
         rank_value = 0.0
         if settings.rank_loss_weight > 0.0 and alpha < 1.0:
             scores = expected_gain(outputs["relevance_logits"], self.reranker.config.gains)
             scores = scores + settings.prior_weight * batch["prior"]
             rank = pairwise_rank_loss(
-                scores, batch["gain"], batch["group"], settings.rank_temperature
+                scores, batch["gain"], batch["group"], settings.rank_temperature, weights
             )
             if rank is not None:
                 loss = loss + (1.0 - alpha) * settings.rank_loss_weight * rank
