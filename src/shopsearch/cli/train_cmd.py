@@ -138,12 +138,63 @@ def _write_cross_encoder_report(args, config, data, products, judgments, result)
     )
 
 
+def _catalog_products(args: argparse.Namespace, config: Any) -> tuple[list[Product], str]:
+    """The catalog of ``--index`` (what a shop without judgments has), else data.catalog."""
+    if args.index is not None:
+        from shopsearch.catalog.store import CatalogStore
+        from shopsearch.index.directory import IndexDirectory
+
+        directory = IndexDirectory(args.index)
+        if not directory.db_path.is_file():
+            raise IndexNotFoundError(f"no index at {args.index}")
+        with CatalogStore(directory.db_path, readonly=True) as store:
+            return list(store.iter_products()), f"the catalog of {args.index}"
+    from shopsearch.training.data import load_sources
+
+    products, _ = load_sources(config.data)
+    return products, config.data.catalog or "the bundled ESCI-US catalog"
+
+
+def _run_self_supervised(args: argparse.Namespace, config: Any, started: float) -> int:
+    from shopsearch.training.bi_encoder import train_bi_encoder
+    from shopsearch.training.self_supervised import self_supervised_data
+
+    products, where = _catalog_products(args, config)
+    settings = config.self_supervised
+    data = self_supervised_data(
+        products,
+        fields=config.data.product_fields,
+        max_products=settings.max_products,
+        queries_per_product=settings.queries_per_product,
+        word_dropout=settings.word_dropout,
+        typo_rate=settings.typo_rate,
+        seed=config.seed,
+        validation_products=settings.validation_products,
+    )
+    stderr.print(
+        f"self-supervised: {len(data.train):,} pseudo-query pairs from {where} "
+        f"({len(products):,} products), {len(data.split.validation)} validation queries; "
+        "no judgments read"
+    )
+    examples = [ex.query for ex in data.train[:5]]
+    stderr.print(f"e.g. {examples}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = train_bi_encoder(config, data, args.out, progress=RichProgress())
+    stdout.print(
+        f"Trained a self-supervised bi-encoder in {time.perf_counter() - started:.0f} s: best "
+        f"val_ndcg (pseudo-queries) {result.best_metric:.4f}; model in {result.best_dir}"
+    )
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from shopsearch.training.config import TrainConfig
     from shopsearch.training.data import load_mixture, prepare_mixture
 
     started = time.perf_counter()
     config = TrainConfig.load(args.config).with_overrides(key_values(args.set, "--set"))
+    if config.self_supervised.enabled:
+        return _run_self_supervised(args, config, started)
     sources = load_mixture(config)
     if args.index is not None and len(sources) > 1:
         raise IndexNotFoundError(

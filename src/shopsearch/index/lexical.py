@@ -243,27 +243,25 @@ class BM25Index:
 
     def term_coverage(
         self, query: str, rows: np.ndarray | Sequence[int]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``rows``: the share of the query's distinct terms it contains (in any
-        field), that share weighted by each term's idf (rare words count more), and whether
-        it contains the query's last term (in product queries, usually the product type:
-        "1/2 in. pvc *elbow*"). All 0 when the query has no term.
+        field), and that share weighted by each term's idf (rare words count more). Both 0
+        when the query has no term.
 
         >>> index = BM25Index()
         >>> index.add([{"title": "red mug"}, {"title": "blue mug"}, {"title": "red hat"}])
         array([0, 1, 2])
-        >>> share, weighted, last = index.term_coverage("red mug", [0, 1, 2])
-        >>> share.tolist(), last.tolist()
-        ([1.0, 0.5, 0.5], [1.0, 1.0, 0.0])
+        >>> share, weighted = index.term_coverage("red mug", [0, 1, 2])
+        >>> share.tolist()
+        [1.0, 0.5, 0.5]
         """
         snap = self._read()
         idx = self._check_rows(rows, snap.n_rows)
         terms = self.query_terms(query)
         share = np.zeros(idx.shape[0], dtype=np.float32)
         weighted = np.zeros(idx.shape[0], dtype=np.float32)
-        last = np.zeros(idx.shape[0], dtype=np.float32)
         if not terms:
-            return share, weighted, last
+            return share, weighted
         n = max(snap.n_live, 1)
         total_idf = 0.0
         for term in terms:
@@ -280,10 +278,9 @@ class BM25Index:
             total_idf += idf
             share += has
             weighted += idf * has
-            last = has.astype(np.float32)  # (the loop ends on the last term)
         share /= len(terms)
         weighted /= total_idf if total_idf > 0 else 1.0
-        return share, weighted, last
+        return share, weighted
 
     def field_lengths(self, field: str, rows: np.ndarray | Sequence[int]) -> np.ndarray:
         """How many tokens each of ``rows`` has in ``field`` (0 for an unknown field)."""

@@ -14,7 +14,6 @@ runs:
 - ``title_share``: the part of the BM25 score that comes from the title;
 - ``coverage``, ``idf_coverage``: the share of the query's words the product contains,
   plain and weighted by rarity (a product matching "pvc" but not "elbow" covers half);
-- ``head_term``: it contains the query's last word (usually the product type);
 - ``title_terms``: log(1 + the title's length in tokens) (a short title that matches
   is more likely the product itself than an accessory listing it);
 - ``query_terms``, ``bm25_matches``: how long the query is and how many candidates BM25
@@ -46,7 +45,6 @@ FUSION_FEATURES: tuple[str, ...] = (
     "title_share",
     "coverage",
     "idf_coverage",
-    "head_term",
     "title_terms",
     "query_terms",
     "bm25_matches",
@@ -104,10 +102,9 @@ def fusion_features(
     fields = bm25_index.field_scores(text, row_array)
     title = fields.get("title", np.zeros(n, dtype=np.float32)).astype(np.float64)
     out[:, _COLUMN["title_share"]] = np.where(bm25 > 0, title / np.maximum(bm25, 1e-9), 0.0)
-    share, weighted, last = bm25_index.term_coverage(text, row_array)
+    share, weighted = bm25_index.term_coverage(text, row_array)
     out[:, _COLUMN["coverage"]] = share
     out[:, _COLUMN["idf_coverage"]] = weighted
-    out[:, _COLUMN["head_term"]] = last
     out[:, _COLUMN["title_terms"]] = np.log1p(bm25_index.field_lengths("title", row_array))
     out[:, _COLUMN["query_terms"]] = len(bm25_index.query_terms(text))
     out[:, _COLUMN["bm25_matches"]] = np.log1p(float((bm25 > 0).sum()))

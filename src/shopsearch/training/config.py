@@ -40,6 +40,7 @@ __all__ = [
     "LoraConfig",
     "ModelConfig",
     "OptimConfig",
+    "SelfSupervisedConfig",
     "SourceConfig",
     "TrainConfig",
     "parse_freeze",
@@ -385,12 +386,36 @@ class LoraConfig(_Section):
         )
 
 
+@dataclass(frozen=True)
+class SelfSupervisedConfig(_Section):
+    """Train from the catalog alone (:mod:`shopsearch.training.self_supervised`): pairs of
+    a pseudo-query and its product, no judgments read. Bi-encoder only."""
+
+    section: ClassVar[str] = "self_supervised"
+
+    enabled: bool = False
+    max_products: int = 20000  # a seeded sample of the catalog (0 = every product)
+    queries_per_product: int = 1
+    word_dropout: float = 0.1  # each pseudo-query word dropped with this probability
+    typo_rate: float = 0.05  # pseudo-queries given one typo
+    validation_products: int = 500
+
+    def validate(self) -> None:
+        _check(self.max_products >= 0, "self_supervised.max_products must be >= 0")
+        _check(self.queries_per_product >= 1, "self_supervised.queries_per_product must be >= 1")
+        for name in ("word_dropout", "typo_rate"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 1.0, f"self_supervised.{name} must be in [0, 1), got {value}")
+        _check(self.validation_products >= 1, "self_supervised.validation_products must be >= 1")
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "data": DataConfig,
     "model": ModelConfig,
     "optim": OptimConfig,
     "train": LoopConfig,
     "lora": LoraConfig,
+    "self_supervised": SelfSupervisedConfig,
 }
 _SCALARS = ("task", "base_model", "seed")
 
@@ -412,6 +437,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    self_supervised: SelfSupervisedConfig = field(default_factory=SelfSupervisedConfig)
     #: A mixture of judgment sources ([[sources]] tables); empty: data.catalog/judgments.
     sources: tuple[SourceConfig, ...] = ()
 
@@ -434,6 +460,10 @@ class TrainConfig:
             elif not isinstance(value, cls):
                 raise InvalidQueryError(f"{name} must be a {cls.__name__}, got {value!r}")
         _one_of("task", self.task, TASKS)
+        _check(
+            not self.self_supervised.enabled or self.task == "bi-encoder",
+            'self_supervised.enabled trains the bi-encoder: set task = "bi-encoder"',
+        )
         _check(bool(self.base_model.strip()), "base_model must not be empty")
 
     def to_dict(self) -> dict[str, Any]:
