@@ -32,7 +32,8 @@ def test_every_candidate_gets_comparable_features(tiny_index_dir, encoder):
     with SearchPipeline.open(tiny_index_dir, encoder=encoder) as search:
         state, ids, components = search.fusion_inputs("ugg slippers women")
         rows = [state.snapshot.id_to_row[i] for i in ids]
-        x = fusion_features(state, rows, components)
+        x = fusion_features(state, rows, components, search.documents)
+        titles = {i: p.title for i, p in search.documents(ids).items()}
     assert x.shape == (len(ids), len(FUSION_FEATURES)) and len(ids) == len(set(ids)) > 10
     bm25 = x[:, COLUMN["bm25"]]
     assert x[:, COLUMN["bm25_rel"]].max() == pytest.approx(1.0)
@@ -44,6 +45,11 @@ def test_every_candidate_gets_comparable_features(tiny_index_dir, encoder):
     assert np.all((x[:, COLUMN["coverage"]] > 0) == (bm25 > 0))  # a word in common, a score
     assert (x[:, COLUMN["title_terms"]] > 0).all()  # every tiny product has a title
     assert np.isnan(x[:, COLUMN["mdense"]]).all()  # no multilingual retriever here
+    for name in ("trigram_jaccard", "trigram_containment", "bigram_match"):
+        assert np.all((0 <= x[:, COLUMN[name]]) & (x[:, COLUMN[name]] <= 1)), name
+    assert np.isnan(x[:, COLUMN["number_match"]]).all()  # no number in the query
+    best = ids[int(np.argmax(x[:, COLUMN["trigram_containment"]]))]
+    assert "ugg" in titles[best].casefold()
     assert set(x[:, COLUMN["query_terms"]]) == {3.0}
 
 
@@ -68,7 +74,7 @@ def test_an_installed_model_ranks_the_hybrid_pipeline_and_removing_it_restores_r
         result = search.search("tool wrap", 10, pipeline="hybrid")
         state, ids, components = search.fusion_inputs("tool wrap")
         rows = [state.snapshot.id_to_row[i] for i in ids]
-        scores = model.predict(fusion_features(state, rows, components))
+        scores = model.predict(fusion_features(state, rows, components, search.documents))
         expected = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], rows[i]))]
         assert [h.product_id for h in result.hits] == expected[:10]
         assert [h.score for h in result.hits] == pytest.approx(sorted(scores, reverse=True)[:10])

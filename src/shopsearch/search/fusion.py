@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from shopsearch.catalog.schema import Product
 from shopsearch.index.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_sum
 from shopsearch.search.fusion_features import fusion_features
 from shopsearch.search.retrievers import Retriever, Run
@@ -134,14 +135,20 @@ class LearnedFusion(_ScoreFusion):
 
     name = "learned"
 
-    def __init__(self, model: Callable[[], FusionModel]) -> None:
+    def __init__(
+        self,
+        model: Callable[[], FusionModel],
+        documents: Callable[[Sequence[str]], Mapping[str, Product]],
+    ) -> None:
         self.model = model
+        self.documents = documents
 
     def combine(self, state, retrievers, components) -> dict[int, float]:  # noqa: ANN001
         names = [r.name for r in retrievers]
         rows = list(components[names[0]])
         aligned = {name: list(components[name].values()) for name in names}
-        scores = self.model().predict(fusion_features(state, rows, aligned))
+        features = fusion_features(state, rows, aligned, self.documents)
+        scores = self.model().predict(features)
         return dict(zip(rows, scores.tolist(), strict=True))
 
 
@@ -159,7 +166,7 @@ class IndexFusion:
         config = state.snapshot.config.fusion
         fusion: _ScoreFusion
         if config.learned and self.models is not None and self.models.has_fusion_model:
-            fusion = LearnedFusion(self.models.fusion_model)
+            fusion = LearnedFusion(self.models.fusion_model, self.models.documents)
         elif config.method == "rrf":
             fusion = RRFFusion(config.rrf_k, config.weights)
         else:

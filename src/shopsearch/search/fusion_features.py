@@ -16,16 +16,25 @@ runs:
   plain and weighted by rarity (a product matching "pvc" but not "elbow" covers half);
 - ``title_terms``: log(1 + the title's length in tokens) (a short title that matches
   is more likely the product itself than an accessory listing it);
+- ``trigram_jaccard``, ``trigram_containment``: character trigrams shared by the query and
+  the title, over both and over the query's (survive typos and split or joined words:
+  "colerful", "2x4" / "2 x 4");
+- ``number_match``: the share of the query's words with a digit the title contains
+  (sizes, model numbers; missing when the query has none); ``bigram_match``: the share of
+  the query's adjacent word pairs adjacent in the title (missing for one word);
 - ``query_terms``, ``bm25_matches``: how long the query is and how many candidates BM25
   matched at all (lets the model trust the retrievers differently per query).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from shopsearch.catalog.schema import Product
 from shopsearch.index.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
 from shopsearch.search.state import QueryState
 
@@ -46,6 +55,10 @@ FUSION_FEATURES: tuple[str, ...] = (
     "coverage",
     "idf_coverage",
     "title_terms",
+    "trigram_jaccard",
+    "trigram_containment",
+    "number_match",
+    "bigram_match",
     "query_terms",
     "bm25_matches",
 )
@@ -64,11 +77,54 @@ def _reciprocal_ranks(values: np.ndarray, positive_only: bool) -> np.ndarray:
     return out
 
 
+_SPACES = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d")
+
+
+@functools.lru_cache(maxsize=65536)
+def _trigrams(text: str) -> frozenset[str]:
+    padded = " " + _SPACES.sub(" ", text.casefold()).strip() + " "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+@functools.lru_cache(maxsize=65536)
+def _title_words(title: str, tokenize: Callable[[str], list[str]]) -> tuple[frozenset, frozenset]:
+    words = tokenize(title)
+    return frozenset(words), frozenset(zip(words, words[1:], strict=False))
+
+
+def _text_matches(
+    query: str, titles: Sequence[str], tokenize: Callable[[str], list[str]]
+) -> np.ndarray:
+    """``len(titles) x 4``: trigram Jaccard, trigram containment, number and bigram match."""
+    out = np.full((len(titles), 4), np.nan, dtype=np.float64)
+    query_trigrams = _trigrams(query)
+    words = tokenize(query)
+    numbers = [w for w in words if _DIGIT.search(w)]
+    bigrams = set(zip(words, words[1:], strict=False))
+    for i, title in enumerate(titles):
+        title_trigrams = _trigrams(title)
+        shared = len(query_trigrams & title_trigrams)
+        union = len(query_trigrams | title_trigrams)
+        out[i, 0] = shared / union if union else 0.0
+        out[i, 1] = shared / len(query_trigrams) if query_trigrams else 0.0
+        title_words, title_bigrams = _title_words(title, tokenize)
+        if numbers:
+            out[i, 2] = sum(n in title_words for n in numbers) / len(numbers)
+        if bigrams:
+            out[i, 3] = len(bigrams & title_bigrams) / len(bigrams)
+    return out
+
+
 def fusion_features(
-    state: QueryState, rows: Sequence[int], components: Mapping[str, Sequence[float]]
+    state: QueryState,
+    rows: Sequence[int],
+    components: Mapping[str, Sequence[float]],
+    documents: Callable[[Sequence[str]], Mapping[str, Product]],
 ) -> np.ndarray:
     """A ``len(rows) x len(FUSION_FEATURES)`` float32 matrix. ``components`` maps each
-    retriever's name to its scores, aligned with ``rows``."""
+    retriever's name to its scores, aligned with ``rows``; ``documents(ids)`` returns the
+    products (their titles)."""
     n = len(rows)
     out = np.full((n, len(FUSION_FEATURES)), np.nan, dtype=np.float64)
     if n == 0:
@@ -106,6 +162,11 @@ def fusion_features(
     out[:, _COLUMN["coverage"]] = share
     out[:, _COLUMN["idf_coverage"]] = weighted
     out[:, _COLUMN["title_terms"]] = np.log1p(bm25_index.field_lengths("title", row_array))
+    ids = [state.snapshot.row_ids[r] for r in rows]
+    products = documents(ids)
+    titles = [products[i].title if i in products else "" for i in ids]
+    first = _COLUMN["trigram_jaccard"]
+    out[:, first : first + 4] = _text_matches(state.text, titles, bm25_index.tokenizer.tokenize)
     out[:, _COLUMN["query_terms"]] = len(bm25_index.query_terms(text))
     out[:, _COLUMN["bm25_matches"]] = np.log1p(float((bm25 > 0).sum()))
     return out.astype(np.float32)

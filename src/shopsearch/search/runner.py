@@ -54,7 +54,7 @@ def _fusion(step: Step | None, models: StageModels) -> Fusion:
     if step.name == "weighted":
         return WeightedFusion(weights)
     if step.name == "learned":
-        return LearnedFusion(models.fusion_model)
+        return LearnedFusion(models.fusion_model, models.documents)
     return IndexFusion(models)
 
 

@@ -114,7 +114,7 @@ def collect(
             rows = [state.snapshot.id_to_row[i] for i in ids]
             judged = grades.get(query, {})
             groups.queries.append(query)
-            groups.features.append(fusion_features(state, rows, components))
+            groups.features.append(fusion_features(state, rows, components, search.documents))
             groups.grades.append(np.array([judged.get(i, 0) for i in ids], dtype=np.int32))
             groups.product_ids.append(ids)
             advance(1)
@@ -149,6 +149,7 @@ class FusionReport:
     rounds: int
     seconds: float
     importance: dict[str, float] = field(default_factory=dict)
+    model: FusionModel | None = field(default=None, repr=False)  # (also when not installed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,6 +253,7 @@ def train_fusion(
                 zip(FUSION_FEATURES, gains, strict=True), key=lambda item: -item[1]
             )
         },
+        model=model,
     )
     if report.installed:
         model.meta = {"pipeline": pipeline, **report.to_dict(), **dict(extra_meta or {})}
