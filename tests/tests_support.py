@@ -182,3 +182,16 @@ class _PlantedLog:
 
 def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_tiny_sentence_transformer(path: Path, words: list[str]) -> Path:
+    """A randomly initialised 2-layer, 32-d BERT over ``words`` with mean pooling, saved as
+    a sentence-transformers directory (``path/st``)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    raw = build_tiny_bert(path / "raw", list(words), layers=2, dropout=0.0)
+    transformer = Transformer(str(raw), max_seq_length=32)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
+    model.save(str(path / "st"), create_model_card=False)
+    return path / "st"

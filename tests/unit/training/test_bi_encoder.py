@@ -34,15 +34,7 @@ TEXTS = ["red shoe", "blue mug", "pink", "grey lamp hat"]
 
 
 def build_tiny_sentence_transformer(path: Path) -> Path:
-    """A randomly initialised 2-layer, 32-d BERT with mean pooling, saved as an ST directory."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-    raw = tests_support.build_tiny_bert(path / "raw", list(WORDS), layers=2, dropout=0.0)
-    transformer = Transformer(str(raw), max_seq_length=32)
-    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
-    model.save(str(path / "st"), create_model_card=False)
-    return path / "st"
+    return tests_support.build_tiny_sentence_transformer(path, WORDS)
 
 
 def _pairs(queries: list[str]) -> list[PairExample]:

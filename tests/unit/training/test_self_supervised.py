@@ -78,3 +78,30 @@ def test_self_supervision_is_for_the_bi_encoder():
         TrainConfig.from_dict({"task": "cross-encoder", "self_supervised": {"enabled": True}})
     config = TrainConfig.load("configs/self_supervised.toml")
     assert config.self_supervised.enabled and config.task == "bi-encoder"
+
+
+def test_the_train_command_adapts_a_bi_encoder_from_an_index_catalog(tiny_index_dir, tmp_path):
+    """End to end through `shopsearch train` with a tiny model: pairs from the index's
+    catalog, a run directory with the best model, and no judgments anywhere."""
+    from tests_support import build_tiny_sentence_transformer
+
+    from shopsearch.cli import main
+
+    words = ["ugg", "slippers", "water", "bottle", "mug", "kit", "women", "men"]
+    model = build_tiny_sentence_transformer(tmp_path / "tiny-st", words)
+    out = tmp_path / "run"
+    settings = {
+        "base_model": str(model),
+        "self_supervised.max_products": "40",
+        "self_supervised.validation_products": "5",
+        "data.max_length": "16",
+        "train.batch_size": "8",
+        "train.device": "cpu",
+        "train.bf16": "off",
+    }
+    args = ["train", "configs/self_supervised.toml", "--index", str(tiny_index_dir)]
+    args += ["--out", str(out)]
+    for key, value in settings.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    assert (out / "best").is_dir() and (out / "history.json").is_file()
