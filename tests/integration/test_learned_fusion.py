@@ -91,7 +91,10 @@ def test_training_installs_only_a_model_that_beats_rrf_and_each_retriever(index,
     validation = report["validation_ndcg@10"]
     assert {"learned", "rrf", "bm25", "dense"} <= set(validation)
     rivals = max(v for k, v in validation.items() if k != "learned")
-    assert report["installed"] == (validation["learned"] > rivals)
+    if report["installed"]:  # only a clear win installs (a paired t over the best rival)
+        assert validation["learned"] > rivals and "paired t" in report["reason"]
+    else:  # one validation query can never be a clear win
+        assert "not a clear win" in report["reason"]
     assert (index / FUSION_DIR / "model.txt").is_file() == report["installed"]
     assert report["counts"]["validation_queries"] >= 1 and report["counts"]["train_queries"] >= 1
 
@@ -104,6 +107,16 @@ def test_a_model_over_other_features_is_refused_with_a_clear_error(tmp_path):
     booster.save_model(str(tmp_path / "model.txt"))
     with pytest.raises(ModelLoadError, match="retrain it"):
         FusionModel.load(tmp_path)
+
+
+def test_the_gate_needs_a_clear_paired_win():
+    from shopsearch.training.fusion import MIN_PAIRED_T, paired_t
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    assert paired_t(base + 0.05 + rng.normal(0, 0.1, 400), base) > MIN_PAIRED_T
+    assert paired_t(base + rng.normal(0, 0.1, 400), base) < MIN_PAIRED_T  # noise
+    assert paired_t(base, base) == 0.0
 
 
 def test_grades_follow_esci_letters_and_numeric_gains():
