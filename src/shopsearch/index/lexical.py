@@ -268,12 +268,18 @@ class BM25Index:
             col = snap.vocab.get(term)
             has = np.zeros(idx.shape[0], dtype=bool)
             df = 0
+            anywhere = None
             for m in snap.matrices:
                 if col is None or col >= m.shape[1]:
                     continue
                 posting = m.indices[m.indptr[col] : m.indptr[col + 1]]
                 df = max(df, posting.shape[0])
-                has |= np.isin(idx, posting)
+                if posting.shape[0]:
+                    if anywhere is None:
+                        anywhere = np.zeros(snap.n_rows, dtype=bool)
+                    anywhere[posting] = True
+            if anywhere is not None:
+                has = anywhere[idx]
             idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             total_idf += idf
             share += has
@@ -289,6 +295,17 @@ class BM25Index:
         if field not in self._fields:
             return np.zeros(idx.shape[0], dtype=np.float32)
         return snap.lengths[self._fields.index(field)][idx].astype(np.float32)
+
+    def field_score(self, field: str, query: str, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """One field's weighted contribution to ``scores(query, rows)`` (0 for an unknown
+        field)."""
+        snap = self._read()
+        idx = self._check_rows(rows, snap.n_rows)
+        if field not in self._fields:
+            return np.zeros(idx.shape[0], dtype=np.float32)
+        vec = np.zeros(snap.n_rows, dtype=np.float32)
+        self._accumulate(snap, self._fields.index(field), self.query_terms(query), vec)
+        return vec[idx]
 
     def field_scores(self, query: str, rows: np.ndarray | Sequence[int]) -> dict[str, np.ndarray]:
         """Per-field weighted contributions for ``rows``; they sum to ``scores(query, rows)``."""

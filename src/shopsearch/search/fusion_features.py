@@ -155,8 +155,7 @@ def fusion_features(
     bm25_index = state.snapshot.bm25
     text = state.parsed.lexical_text
     bm25 = np.asarray(components.get("bm25", bm25_index.scores(text, row_array)), dtype=float)
-    fields = bm25_index.field_scores(text, row_array)
-    title = fields.get("title", np.zeros(n, dtype=np.float32)).astype(np.float64)
+    title = bm25_index.field_score("title", text, row_array).astype(np.float64)
     out[:, _COLUMN["title_share"]] = np.where(bm25 > 0, title / np.maximum(bm25, 1e-9), 0.0)
     share, weighted = bm25_index.term_coverage(text, row_array)
     out[:, _COLUMN["coverage"]] = share
