@@ -208,3 +208,13 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         TrainConfig.load(tmp_path / "config.yaml")
     with pytest.raises(InvalidQueryError, match="cannot read"):
         TrainConfig.load(tmp_path / "absent.toml")
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    paths = sorted(Path("configs").glob("*.toml"))
+    assert len(paths) >= 7
+    for path in paths:
+        config = TrainConfig.load(path)
+        assert TrainConfig.from_dict(config.to_dict()) == config, path
