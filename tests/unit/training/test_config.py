@@ -211,9 +211,7 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_every_shipped_config_loads():
-    from pathlib import Path
-
-    paths = sorted(Path("configs").glob("*.toml"))
+    paths = sorted(SHIPPED.parent.glob("*.toml"))
     assert len(paths) >= 7
     for path in paths:
         config = TrainConfig.load(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from tests_support import TINY_CATALOG
@@ -14,6 +15,7 @@ from shopsearch.training.config import TrainConfig
 from shopsearch.training.data import IRRELEVANT
 from shopsearch.training.self_supervised import main_clause, pseudo_queries, self_supervised_data
 
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "self_supervised.toml"
 DRYER = Product(id="1", title="Samsung 7.2 cu. ft. Electric Dryer in White", brand="Samsung")
 
 
@@ -76,7 +78,7 @@ def test_the_data_splits_products_and_reads_no_judgments():
 def test_self_supervision_is_for_the_bi_encoder():
     with pytest.raises(InvalidQueryError, match="bi-encoder"):
         TrainConfig.from_dict({"task": "cross-encoder", "self_supervised": {"enabled": True}})
-    config = TrainConfig.load("configs/self_supervised.toml")
+    config = TrainConfig.load(CONFIG)
     assert config.self_supervised.enabled and config.task == "bi-encoder"
 
 
@@ -99,7 +101,7 @@ def test_the_train_command_adapts_a_bi_encoder_from_an_index_catalog(tiny_index_
         "train.device": "cpu",
         "train.bf16": "off",
     }
-    args = ["train", "configs/self_supervised.toml", "--index", str(tiny_index_dir)]
+    args = ["train", str(CONFIG), "--index", str(tiny_index_dir)]
     args += ["--out", str(out)]
     for key, value in settings.items():
         args += ["--set", f"{key}={value}"]
