@@ -399,18 +399,6 @@ class EvaluablePipelineAdapter:
         self.search_pipeline = search
         self.name = pipeline
 
-    def fusion_inputs(
-        self, query: str, pipeline: str = "hybrid"
-    ) -> tuple[QueryState, list[str], dict[str, list[float]]]:
-        """The analysed query, every candidate of ``pipeline``'s retrievers (product ids)
-        and each retriever's scores: what learned fusion trains on."""
-        staged = self._check(query, 1, pipeline)
-        snapshot = self.snapshot
-        parsed = self._analyzer.analyze(query, (), snapshot)
-        state = QueryState(SearchRequest(query, 1), parsed, snapshot, self.encoder)
-        rows, components = staged.fusion_inputs(state)
-        return state, [snapshot.row_ids[r] for r in rows], components
-
     def rank(
         self,
         query: str,

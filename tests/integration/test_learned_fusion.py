@@ -11,11 +11,12 @@ import pytest
 from tests_support import TINY_JUDGMENTS
 
 from shopsearch.cli import main
+from shopsearch.context.ltr import load_lightgbm
 from shopsearch.errors import ModelLoadError
 from shopsearch.evaluation.judgments import load_judgments
 from shopsearch.pipeline import SearchPipeline
 from shopsearch.search.fusion_features import FUSION_FEATURES, fusion_features
-from shopsearch.search.fusion_model import FUSION_DIR, FusionModel, lightgbm
+from shopsearch.search.fusion_model import FUSION_DIR, FusionModel
 from shopsearch.training.fusion import collect, fusion_grade
 
 COLUMN = {name: i for i, name in enumerate(FUSION_FEATURES)}
@@ -58,7 +59,7 @@ def _planted_model(search: SearchPipeline) -> FusionModel:
     judgments = load_judgments(TINY_JUDGMENTS)
     queries = list(dict.fromkeys(j.query for j in judgments))
     x, y, groups = collect(search, judgments, queries).stacked(useful_only=True)
-    lgb = lightgbm()
+    lgb = load_lightgbm()
     params = {"objective": "lambdarank", "min_data_in_leaf": 5, "verbosity": -1, "seed": 1}
     data = lgb.Dataset(x, label=y, group=groups, feature_name=list(FUSION_FEATURES))
     return FusionModel(lgb.train(params, data, num_boost_round=20))
@@ -100,7 +101,7 @@ def test_training_installs_only_a_model_that_beats_rrf_and_each_retriever(index,
 
 
 def test_a_model_over_other_features_is_refused_with_a_clear_error(tmp_path):
-    lgb = lightgbm()
+    lgb = load_lightgbm()
     x = np.random.default_rng(0).random((40, 2))
     data = lgb.Dataset(x, label=(x[:, 0] > 0.5).astype(int), feature_name=["a", "b"])
     booster = lgb.train({"objective": "binary", "verbosity": -1}, data, num_boost_round=2)

@@ -63,7 +63,7 @@ PERSONAL_MODEL_FILE = "personal.txt"
 PERSONAL_MONOTONE = [0 if name.endswith("_size") else 1 for name in PERSONAL_FEATURES]
 
 
-def _lightgbm() -> Any:
+def load_lightgbm() -> Any:
     try:
         import lightgbm
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -274,7 +274,7 @@ class LTRModel:
         root = Path(directory)
         if not (root / MODEL_FILE).is_file():
             raise ModelLoadError(f"no learning-to-rank model in {root} ({MODEL_FILE} missing)")
-        lgb = _lightgbm()
+        lgb = load_lightgbm()
         booster = lgb.Booster(model_file=str(root / MODEL_FILE))
         personal = None
         if (root / PERSONAL_MODEL_FILE).is_file():
@@ -298,7 +298,7 @@ def _train(
     early_stopping: int,
     init_score: np.ndarray | None = None,
 ) -> Any:
-    lgb = _lightgbm()
+    lgb = load_lightgbm()
     train = lgb.Dataset(
         features,
         label=labels,

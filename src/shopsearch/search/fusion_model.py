@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from shopsearch.errors import MissingDependencyError, ModelLoadError
+from shopsearch.context.ltr import load_lightgbm
+from shopsearch.errors import ModelLoadError
 from shopsearch.search.fusion_features import FUSION_FEATURES
 
 __all__ = ["FUSION_DIR", "FusionModel"]
@@ -26,14 +27,6 @@ __all__ = ["FUSION_DIR", "FusionModel"]
 FUSION_DIR = "fusion"
 MODEL_FILE = "model.txt"
 META_FILE = "fusion.json"
-
-
-def lightgbm() -> Any:
-    try:
-        import lightgbm as lgb
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MissingDependencyError("lightgbm", "") from exc
-    return lgb
 
 
 class FusionModel:
@@ -75,7 +68,7 @@ class FusionModel:
         root = Path(directory)
         if not (root / MODEL_FILE).is_file():
             raise ModelLoadError(f"no fusion model in {root} ({MODEL_FILE} missing)")
-        booster = lightgbm().Booster(model_file=str(root / MODEL_FILE))
+        booster = load_lightgbm().Booster(model_file=str(root / MODEL_FILE))
         meta = {}
         if (root / META_FILE).is_file():
             meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))

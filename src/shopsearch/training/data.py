@@ -716,22 +716,13 @@ def prepare_mixture(
     stays in the part the first source gave it; its examples in another part of a later
     source are left out and counted (``"dropped_shared_queries"``). Returns the data and a
     summary per source."""
-    if len(sources) == 1 and sources[0].weight == 1.0:
-        (only,) = sources
-        data = prepare(
-            _for_source(config, only),
-            products=only.products,
-            judgments=only.judgments,
-            search=(searches or {}).get(only.name),
-            prior=prior,
-        )
-        return data, {only.name: data.summary()}
+    searches = searches or {}
     everything = [p for s in sources for p in s.products]
     vocab = CategoryVocab.build(
         everything, config.data.category_depth, config.data.min_category_count
     )
-    parts: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
-    assigned: dict[str, str] = {}
+    parts: dict[str, dict[str, None]] = {"train": {}, "validation": {}, "test": {}}
+    assigned: dict[str, str] = {}  # query -> the part its first source gave it
     examples: dict[str, list[PairExample]] = {"train": [], "validation": [], "test": []}
     query_categories: dict[str, int] = {}
     summaries: dict[str, dict[str, int]] = {}
@@ -741,15 +732,15 @@ def prepare_mixture(
             _for_source(config, source),
             products=source.products,
             judgments=source.judgments,
-            search=(searches or {}).get(source.name),
+            search=searches.get(source.name),
             prior=prior,
             vocab=vocab,
         )
         dropped = 0
         for part in ("train", "validation", "test"):
             for query in getattr(data.split, part):
-                if assigned.setdefault(query, part) == part and query not in parts[part]:
-                    parts[part].append(query)
+                if assigned.setdefault(query, part) == part:
+                    parts[part][query] = None
             for ex in getattr(data, part):
                 if ex.query and assigned.get(ex.query) != part:
                     dropped += 1

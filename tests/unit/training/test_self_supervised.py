@@ -42,9 +42,8 @@ def test_typos_and_dropout_only_change_the_query_not_the_product():
     assert all(q.strip() for q in queries)  # dropout never leaves an empty query
 
 
-def test_the_data_splits_products_and_reads_no_judgments():
-    products = load_catalog(TINY_CATALOG).products
-    data = self_supervised_data(
+def _tiny_data(products):
+    return self_supervised_data(
         products,
         fields=("title",),
         max_products=0,
@@ -54,6 +53,11 @@ def test_the_data_splits_products_and_reads_no_judgments():
         seed=1,
         validation_products=5,
     )
+
+
+def test_the_data_splits_products_and_reads_no_judgments():
+    products = load_catalog(TINY_CATALOG).products
+    data = _tiny_data(products)
     train_ids = {ex.product_id for ex in data.train}
     valid_positive = {ex.product_id for ex in data.validation if ex.relevance == 0}
     assert train_ids and valid_positive and not train_ids & valid_positive
@@ -62,16 +66,7 @@ def test_the_data_splits_products_and_reads_no_judgments():
     for ex in data.validation:
         per_query.setdefault(ex.query, []).append(ex.relevance)
     assert all(r.count(0) == 1 and r.count(IRRELEVANT) >= 1 for r in per_query.values())
-    again = self_supervised_data(
-        products,
-        fields=("title",),
-        max_products=0,
-        queries_per_product=2,
-        word_dropout=0.1,
-        typo_rate=0.05,
-        seed=1,
-        validation_products=5,
-    )
+    again = _tiny_data(products)
     assert again.train == data.train  # seeded
 
 
