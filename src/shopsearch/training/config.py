@@ -282,8 +282,24 @@ class ModelConfig(_Section):
     # the rank score (batches then hold one query's pairs each).
     rank_loss_weight: float = 0.0
     rank_temperature: float = 0.1
+    # Keep only the lowest N transformer layers of the base model (0: all of them): a
+    # smaller, faster reranker, best trained with a teacher (below).
+    layers: int = 0
+    # Distillation: + distill_weight * KL(teacher || model) of the relevance classes (at
+    # distill_temperature) on every training pair; teacher: a cross-encoder run whose
+    # tokenizer is the model's (e.g. the 6-layer run a ``layers = 3`` student starts from).
+    teacher: str = ""
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
 
     def validate(self) -> None:
+        _check(self.layers >= 0, f"model.layers must be >= 0 (0: all), got {self.layers}")
+        _check(self.distill_weight >= 0.0, "model.distill_weight must be >= 0")
+        _check(self.distill_temperature > 0.0, "model.distill_temperature must be > 0")
+        _check(
+            not self.distill_weight or bool(self.teacher.strip()),
+            "model.distill_weight > 0 needs model.teacher (a cross-encoder run)",
+        )
         _check(self.prior_weight >= 0.0, "model.prior_weight must be >= 0")
         _check(self.rank_loss_weight >= 0.0, "model.rank_loss_weight must be >= 0")
         _check(self.rank_temperature > 0.0, "model.rank_temperature must be > 0")
@@ -465,6 +481,10 @@ class TrainConfig:
             'self_supervised.enabled trains the bi-encoder: set task = "bi-encoder"',
         )
         _check(bool(self.base_model.strip()), "base_model must not be empty")
+        _check(
+            self.task == "cross-encoder" or not (self.model.layers or self.model.teacher),
+            "model.layers and model.teacher apply to the cross-encoder (task = \"cross-encoder\")",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ from torch import nn
 from shopsearch.errors import InvalidQueryError, MissingDependencyError
 from shopsearch.training.config import LoraConfig, parse_freeze
 
-__all__ = ["count_parameters", "freeze_backbone", "with_lora"]
+__all__ = ["count_parameters", "freeze_backbone", "keep_lowest_layers", "with_lora"]
 
 _LAYER = re.compile(r"(?:^|\.)layer\.(\d+)\.")
 
@@ -71,6 +71,25 @@ def freeze_backbone(backbone: nn.Module, spec: str) -> None:
     for name, param in backbone.named_parameters():
         if _is_frozen(name, kind, n, layers):
             param.requires_grad_(False)
+
+
+def keep_lowest_layers(backbone: nn.Module, n: int) -> None:
+    """Drop all but the lowest ``n`` transformer layers of a BERT-family ``backbone`` (in
+    place; ``n`` = 0 keeps them all): a smaller, faster model that starts from the pretrained
+    (or fine-tuned) lower layers, e.g. a student to distil a 6-layer teacher into. The saved
+    model's config records the new depth, so it loads and exports like any other."""
+    if n == 0:
+        return
+    layers = _num_layers(backbone)
+    if n > layers:
+        raise InvalidQueryError(f"model.layers = {n}: the backbone has only {layers} layers")
+    encoder = getattr(backbone, "encoder", None)
+    if encoder is None or not isinstance(getattr(encoder, "layer", None), nn.ModuleList):
+        raise InvalidQueryError(
+            f"model.layers: cannot cut {type(backbone).__name__} (not a BERT-family encoder)"
+        )
+    encoder.layer = nn.ModuleList(list(encoder.layer)[:n])
+    backbone.config.num_hidden_layers = n  # type: ignore[union-attr]
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

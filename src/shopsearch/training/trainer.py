@@ -56,7 +56,7 @@ from shopsearch.training.pair_batches import (
     plan_batches,
 )
 from shopsearch.training.runtime import bf16_autocast
-from shopsearch.training.trainable import freeze_backbone, with_lora
+from shopsearch.training.trainable import freeze_backbone, keep_lowest_layers, with_lora
 
 __all__ = ["TrainResult", "base_model_dir", "train_cross_encoder"]
 
@@ -221,6 +221,25 @@ def _validate(
     return {k: v for k, v in metrics.items() if v is not None}
 
 
+def _load_teacher(config: TrainConfig, student: CrossEncoderReranker) -> CrossEncoderReranker:
+    """The frozen ``model.teacher`` cross-encoder, on the student's device; it must read the
+    student's token ids (the same vocabulary)."""
+    path = base_model_dir(config.model.teacher)
+    if not (path / "reranker.json").is_file():
+        raise InvalidQueryError(
+            f"model.teacher {config.model.teacher!r}: not a cross-encoder run (no reranker.json)"
+        )
+    teacher = CrossEncoderReranker.load(path, device=str(student.device))
+    if teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
+        raise InvalidQueryError(
+            f"model.teacher {config.model.teacher!r}: its tokenizer differs from the model's"
+        )
+    teacher.model.eval()
+    for param in teacher.model.parameters():
+        param.requires_grad_(False)
+    return teacher
+
+
 class _CrossEncoderTask(TrainingTask):
     """The cross-encoder in the shared loop: pair batches, the multi-task loss, its metrics."""
 
@@ -246,6 +265,7 @@ class _CrossEncoderTask(TrainingTask):
         self.query_categories = getattr(data, "query_categories", None)
         self.by_query = config.model.rank_loss_weight > 0.0
         self.collate = PairCollate(reranker.tokenizer, config.data.max_length)
+        self.teacher = _load_teacher(config, reranker) if config.model.distill_weight else None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return bf16_autocast(self.reranker.device, self.config.train.bf16)
@@ -294,11 +314,39 @@ class _CrossEncoderTask(TrainingTask):
             if rank is not None:
                 loss = loss + (1.0 - alpha) * settings.rank_loss_weight * rank
                 rank_value = float(rank.detach())
+        distill_value = 0.0
+        if self.teacher is not None and alpha < 1.0:
+            distill = self._distill_loss(batch, outputs["relevance_logits"], weights)
+            loss = loss + (1.0 - alpha) * settings.distill_weight * distill
+            distill_value = float(distill.detach())
         return loss, {
             "match": float(parts["match"]),
             "cls": float(parts["cls"]),
             "rank": rank_value,
+            "distill": distill_value,
         }
+
+    def _distill_loss(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        logits: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``T^2 * KL(teacher || model)`` of the relevance classes at temperature T, per pair
+        (weighted by the pairs' source weights), averaged over the batch."""
+        assert self.teacher is not None
+        temperature = self.config.model.distill_temperature
+        with torch.no_grad(), self.autocast():
+            target = _forward(self.teacher.model, batch)["relevance_logits"].float()
+        per_pair = F.kl_div(
+            F.log_softmax(logits.float() / temperature, dim=-1),
+            F.log_softmax(target / temperature, dim=-1),
+            log_target=True,
+            reduction="none",
+        ).sum(dim=-1) * (temperature**2)
+        if weights is None:
+            return per_pair.mean()
+        return (per_pair * weights).sum() / weights.sum().clamp(min=1e-12)
 
     def validate(self) -> dict[str, float]:
         metrics = _validate(
@@ -346,6 +394,7 @@ def train_cross_encoder(
     base = base_model_dir(model_dir or config.base_model)
     reranker = _build_reranker(config, tuple(data.vocab.labels), base, device)
     model = reranker.model
+    keep_lowest_layers(model.backbone, config.model.layers)
     if config.lora.enabled:
         model.backbone = with_lora(model.backbone, config.lora)
     freeze_backbone(model.backbone, config.train.freeze)

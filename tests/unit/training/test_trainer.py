@@ -411,3 +411,74 @@ def test_validation_ranks_by_relevance_plus_weighted_prior(tiny_bert, data, tmp_
     assert reloaded.prior_weight == 100.0
     good, bad = reloaded.rank_scores("red", ["red hat", "blue hat"], priors=[0.0, 1.0])
     assert bad > good  # the prior outweighs the relevance head
+
+
+# --------------------------------------------------------------------------- smaller students
+
+
+def test_model_layers_keeps_the_lowest_layers_and_saves_the_smaller_model(tiny_bert, data, tmp_path):
+    config = make_config(tiny_bert, **{"train.max_steps": "2", "model.layers": "2"})
+    result = train_cross_encoder(config, data, tmp_path / "run")
+    saved = json.loads((result.best_dir / "model" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == 2
+    reloaded = CrossEncoderReranker.load(result.best_dir)
+    assert len(reloaded.model.backbone.encoder.layer) == 2
+    assert count_parameters(reloaded.model)[1] < count_parameters(_fresh_model(tiny_bert))[1]
+    # the kept layers started from the base model's lowest ones (frozen here to compare)
+    frozen = make_config(
+        tiny_bert, **{"train.max_steps": "1", "model.layers": "2", "train.freeze": "all"}
+    )
+    run = train_cross_encoder(frozen, data, tmp_path / "frozen").run_dir
+    cut, base = _saved_backbone(run), load_file(str(tiny_bert / "model.safetensors"))
+    kept = {int(n.split("encoder.layer.")[1].split(".")[0]) for n in cut if "encoder.layer." in n}
+    assert kept == {0, 1}
+    for name, value in cut.items():
+        assert torch.equal(value, base[name]), name
+
+
+def test_more_layers_than_the_base_has_is_an_error(tiny_bert, data, tmp_path):
+    with pytest.raises(InvalidQueryError, match="only 4 layers"):
+        train_cross_encoder(make_config(tiny_bert, **{"model.layers": "5"}), data, tmp_path / "r")
+
+
+def test_distillation_needs_a_teacher_and_the_cross_encoder():
+    with pytest.raises(InvalidQueryError, match="needs model.teacher"):
+        TrainConfig().with_overrides({"model.distill_weight": "1"})
+    with pytest.raises(InvalidQueryError, match="apply to the cross-encoder"):
+        TrainConfig().with_overrides({"task": "bi-encoder", "model.layers": "3"})
+
+
+def test_a_student_distilled_from_a_teacher_learns_to_agree_with_it(tiny_bert, data, tmp_path):
+    teacher = train_cross_encoder(
+        make_config(tiny_bert, **{"train.epochs": "4"}), data, tmp_path / "teacher"
+    )
+    # A 2-layer student cut from the teacher, trained on the labels plus the teacher's
+    # soft classes; judged by agreement with the teacher on every (colour, item) text.
+    settings = {
+        "base_model": str(teacher.run_dir),
+        "model.layers": "2",
+        "model.teacher": str(teacher.run_dir),
+        "model.distill_weight": "4",
+        "train.epochs": "4",
+    }
+    student = train_cross_encoder(make_config(tiny_bert, **settings), data, tmp_path / "student")
+    distills = [s["distill"] for s in student.history["steps"]]
+    assert all(d >= 0 for d in distills) and distills[0] > 0
+    assert np.mean(distills[-5:]) < np.mean(distills[:5])
+    texts = [f"{c} {item}" for c in COLORS for item in ITEMS]
+    want = teacher.reranker.rank_scores("pink", texts)
+    got = student.reranker.rank_scores("pink", texts)
+    assert np.corrcoef(want, got)[0, 1] > 0.8
+
+
+def test_a_teacher_must_be_a_cross_encoder_run_with_the_same_tokenizer(tiny_bert, data, tmp_path):
+    settings = {"model.teacher": str(tiny_bert), "model.distill_weight": "1"}
+    with pytest.raises(InvalidQueryError, match="not a cross-encoder run"):
+        train_cross_encoder(make_config(tiny_bert, **settings), data, tmp_path / "a")
+    other = tests_support.build_tiny_bert(tmp_path / "other-bert", ["x", "y"], layers=2)
+    teacher = train_cross_encoder(
+        make_config(other, **{"train.max_steps": "1"}), data, tmp_path / "teacher"
+    )
+    settings["model.teacher"] = str(teacher.run_dir)
+    with pytest.raises(InvalidQueryError, match="tokenizer differs"):
+        train_cross_encoder(make_config(tiny_bert, **settings), data, tmp_path / "b")
