@@ -483,7 +483,7 @@ class TrainConfig:
         _check(bool(self.base_model.strip()), "base_model must not be empty")
         _check(
             self.task == "cross-encoder" or not (self.model.layers or self.model.teacher),
-            "model.layers and model.teacher apply to the cross-encoder (task = \"cross-encoder\")",
+            'model.layers and model.teacher apply to the cross-encoder (task = "cross-encoder")',
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -416,7 +416,7 @@ def test_validation_ranks_by_relevance_plus_weighted_prior(tiny_bert, data, tmp_
 # --------------------------------------------------------------------------- smaller students
 
 
-def test_model_layers_keeps_the_lowest_layers_and_saves_the_smaller_model(tiny_bert, data, tmp_path):
+def test_model_layers_keeps_the_lowest_layers_and_saves_a_smaller_model(tiny_bert, data, tmp_path):
     config = make_config(tiny_bert, **{"train.max_steps": "2", "model.layers": "2"})
     result = train_cross_encoder(config, data, tmp_path / "run")
     saved = json.loads((result.best_dir / "model" / "config.json").read_text())
