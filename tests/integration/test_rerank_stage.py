@@ -179,13 +179,17 @@ def test_eval_holdout_measures_only_the_runs_test_queries(reranked, tmp_path, ca
     run = tmp_path / "run"
     run.mkdir()
     (run / "split.json").write_text(
-        json.dumps({"train": [], "validation": [], "test": ["tool wrap"]})
+        json.dumps({"train": [], "validation": ["ugg slippers women"], "test": ["tool wrap"]})
     )
     index = str(reranked.directory.path)
     args = ["eval", index, "--judgments", str(TINY_JUDGMENTS), "--pipeline", "bm25", "--json"]
     assert main([*args, "--holdout", str(run)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [q["query"] for q in report["per_query"]["bm25"]] == ["tool wrap"]
+    assert main([*args, "--holdout", str(run), "--holdout-part", "validation"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [q["query"] for q in report["per_query"]["bm25"]] == ["ugg slippers women"]
+    assert report["holdout_part"] == "validation"
     (run / "split.json").write_text(json.dumps({"test": ["never judged"]}))
     assert main([*args, "--holdout", str(run)]) == 1
     assert "none of its test queries" in capsys.readouterr().err

@@ -50,6 +50,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate on the test queries of a `shopsearch train` run (its split.json), "
         "so that a fine-tuned model is measured only on queries it never saw",
     )
+    parser.add_argument(
+        "--holdout-part",
+        choices=("test", "validation"),
+        default="test",
+        help="which part of the --holdout run's split to evaluate on (default test; "
+        "validation: where settings are chosen)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and baseline")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
@@ -74,18 +81,18 @@ def _pipeline_names(requested: list[str] | None, search: SearchPipeline) -> list
     return list(dict.fromkeys(names))
 
 
-def _holdout(judgments: list, run_dir: Path) -> list:
-    """The judgments of the test queries in ``run_dir/split.json``."""
+def _holdout(judgments: list, run_dir: Path, part: str = "test") -> list:
+    """The judgments of the ``part`` queries (test or validation) in ``run_dir/split.json``."""
     split_file = run_dir / "split.json"
     try:
-        test = set(json.loads(split_file.read_text(encoding="utf-8"))["test"])
+        queries = set(json.loads(split_file.read_text(encoding="utf-8"))[part])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidQueryError(
-            f"--holdout {run_dir}: no readable split.json with a test list ({exc})"
+            f"--holdout {run_dir}: no readable split.json with a {part} list ({exc})"
         ) from exc
-    kept = [j for j in judgments if j.query in test]
+    kept = [j for j in judgments if j.query in queries]
     if not kept:
-        raise InvalidQueryError(f"--holdout {run_dir}: none of its test queries is judged here")
+        raise InvalidQueryError(f"--holdout {run_dir}: none of its {part} queries is judged here")
     return kept
 
 
@@ -98,7 +105,7 @@ def run_eval(args: argparse.Namespace) -> int:
         keep = set(validation if args.split == "validation" else test)
         judgments = [j for j in judgments if j.query in keep]
     if args.holdout is not None:
-        judgments = _holdout(judgments, args.holdout)
+        judgments = _holdout(judgments, args.holdout, args.holdout_part)
     with SearchPipeline.open(args.index_dir) as search:
         names = _pipeline_names(args.pipeline, search)
         pipelines = [EvaluablePipelineAdapter(search, name) for name in names]
@@ -123,6 +130,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "index": str(args.index_dir),
         "split": args.split,
         "holdout": str(args.holdout) if args.holdout else None,
+        "holdout_part": args.holdout_part if args.holdout else None,
         "plot": str(plot),
     }
     if args.json:
