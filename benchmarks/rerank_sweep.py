@@ -3,10 +3,11 @@
 ``validation``).
 
 Searches each query once with the index's ``hybrid`` pipeline (top ``max(--depths)``),
-scores those hits with the reranker's int8 ONNX export (one pair per call, as searches do;
-exported into the run on first use), then re-orders the top ``depth`` by ``expected gain +
-w * z(first-stage score)`` offline: nDCG@10 per (depth, w), the reranker alone (w = 0
-is its own order) and the time to score 20 pairs. The index is not changed.
+scores those hits with the reranker as searches load it (int8 ONNX where its parity holds,
+one pair per call; exported into the run on first use) but without its dense prior, then
+re-orders the top ``depth`` by ``score + w * z(first-stage score)`` offline: nDCG@10 per
+(depth, w), the reranker alone (w = 0 is its own order) and the time to score 20 pairs.
+The index is not changed.
 
     python benchmarks/rerank_sweep.py --index HD_INDEX --reranker runs/ce-hd \\
         --judgments ../shared/data/homedepot/judgments.jsonl.gz --split runs/bi-hd \\
@@ -28,70 +29,52 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rerank_tradeoff import add_split_arguments, part_queries  # noqa: E402
+
 from shopsearch.evaluation.judgments import group_by_query, load_judgments  # noqa: E402
 from shopsearch.evaluation.metrics import ndcg, percentile_ms  # noqa: E402
-from shopsearch.models.cross_encoder import CrossEncoderReranker  # noqa: E402
 from shopsearch.models.encoders import product_text  # noqa: E402
-from shopsearch.models.onnx_reranker import OnnxReranker, export_reranker  # noqa: E402
-from shopsearch.models.scoring import standardize  # noqa: E402
+from shopsearch.models.onnx_reranker import load_run_reranker_backend  # noqa: E402
+from shopsearch.models.scoring import with_prior  # noqa: E402
 from shopsearch.pipeline import SearchPipeline  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def expected_gain(logits: np.ndarray, gains: list[float]) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)) @ np.asarray(gains)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--reranker", type=Path, required=True, help="a cross-encoder run")
-    parser.add_argument("--judgments", type=Path, required=True)
-    parser.add_argument("--split", type=Path, required=True, help="a run with split.json")
-    parser.add_argument("--part", choices=("validation", "test"), default="validation")
-    parser.add_argument("--limit", type=int, default=0, help="at most this many queries")
+    add_split_arguments(parser)
     parser.add_argument("--depths", default="5,10,15,20,30")
     parser.add_argument("--weights", default="0,0.1,0.3,0.5,1,2,4")
-    parser.add_argument("--fields", default="title", help="product fields the reranker reads")
-    parser.add_argument("--name", default="run")
     args = parser.parse_args()
 
-    queries = json.loads((args.split / "split.json").read_text())[args.part]
-    queries = queries[: args.limit] if args.limit else queries
+    queries = part_queries(args)
     qrels = group_by_query(j for j in load_judgments(args.judgments) if j.query in set(queries))
     depths = [int(d) for d in args.depths.split(",")]
     weights = [float(w) for w in args.weights.split(",")]
-    export = args.reranker / "onnx-int8"
-    if not (export / "model.onnx").is_file():
-        export_reranker(CrossEncoderReranker.load(args.reranker / "best", device="cpu"), export)
-    meta = json.loads((export / "export.json").read_text())
-    reranker = OnnxReranker(export)
-    fields = args.fields.split(",")
+    reranker, fields, choice = load_run_reranker_backend(args.reranker)
+    print(f"reranker backend: {choice.summary()}")
     rows, timings = [], []
     with SearchPipeline.open(args.index) as search:
         for i, query in enumerate(queries):
             hits = search.search(query, max(depths), facets=False, pipeline="hybrid").hits
             texts = [product_text(h.product, fields) for h in hits]
             started = time.perf_counter()
-            logits = reranker.relevance_logits(query, texts[:20])
+            scores = reranker.rank_scores(query, texts[:20])
             timings.append(time.perf_counter() - started)
-            if len(texts) > 20:
-                logits = np.concatenate([logits, reranker.relevance_logits(query, texts[20:])])
-            gains = expected_gain(np.asarray(logits, dtype=np.float64), meta["gains"])
-            rows.append(([h.product_id for h in hits], [h.score for h in hits], gains))
+            scores = np.concatenate([scores, reranker.rank_scores(query, texts[20:])])
+            rows.append(([h.product_id for h in hits], [h.score for h in hits], scores))
             if i % 100 == 0:
                 print(f"{i}/{len(queries)} queries", flush=True)
 
     def mean_ndcg(depth: int | None, weight: float) -> float:
         values = []
-        for query, (ids, first, gains) in zip(queries, rows, strict=True):
+        for query, (ids, first, scores) in zip(queries, rows, strict=True):
             if depth is None:
                 values.append(ndcg(ids, qrels[query], 10))
                 continue
             d = min(depth, len(ids))
-            score = gains[:d] + weight * standardize(first[:d])
+            score = with_prior(scores[:d], first[:d], weight)
             order = sorted(range(d), key=lambda j: -score[j])
             values.append(ndcg([ids[j] for j in order] + ids[d:], qrels[query], 10))
         return float(np.mean(values))
@@ -105,9 +88,9 @@ def main() -> int:
         "part": args.part,
         "queries": len(queries),
         "reranker": str(args.reranker),
-        "layers": CrossEncoderReranker.load(
-            args.reranker / "best", device="cpu"
-        ).model.backbone.config.num_hidden_layers,
+        "layers": json.loads((args.reranker / "best" / "model" / "config.json").read_text())[
+            "num_hidden_layers"
+        ],
         "first_stage_ndcg@10": first_stage,
         "ndcg@10": grid,
         "best": {

@@ -32,23 +32,33 @@ from shopsearch.evaluation.protocols import compare  # noqa: E402
 from shopsearch.pipeline import EvaluablePipelineAdapter, SearchPipeline  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The index, the cross-encoder run and which judged queries to measure on (shared
+    with ``rerank_sweep.py``)."""
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--reranker", type=Path, required=True, help="a cross-encoder run")
     parser.add_argument("--judgments", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True, help="a run with split.json")
     parser.add_argument("--part", choices=("validation", "test"), default="validation")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many queries")
+    parser.add_argument("--name", default="run")
+
+
+def part_queries(args: argparse.Namespace) -> list[str]:
+    """The ``--part`` queries of ``--split``'s split.json (the first ``--limit``)."""
+    queries = json.loads((args.split / "split.json").read_text())[args.part]
+    return queries[: args.limit] if args.limit else queries
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_split_arguments(parser)
     parser.add_argument("--tops", default="10,20,30")
     parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--first-stage-weight", type=float, default=None)
-    parser.add_argument("--limit", type=int, default=0, help="at most this many queries")
-    parser.add_argument("--name", default="run")
     args = parser.parse_args()
 
-    queries = json.loads((args.split / "split.json").read_text())[args.part]
-    if args.limit:
-        queries = queries[: args.limit]
+    queries = part_queries(args)
     keep = set(queries)
     judgments = [j for j in load_judgments(args.judgments) if j.query in keep]
     tops = [int(t) for t in args.tops.split(",")]
